@@ -1,0 +1,1 @@
+"""Local development only (never deployed): the dev server and the WeChat simulator."""

@@ -1,0 +1,1 @@
+"""Shared package of the WeChat mini-program login backend: domain logic and HTTP plumbing."""

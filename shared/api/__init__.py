@@ -1,0 +1,1 @@
+"""HTTP plumbing: envelope, error mapping, validation, bearer auth, app factory, Lambda adapter."""

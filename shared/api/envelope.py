@@ -1,0 +1,34 @@
+"""The response envelope every endpoint answers with, at every status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from shared import clock
+from shared.errors import Reason
+
+
+def success(data: Any, message: str = "success") -> JSONResponse:
+    """HTTP 200 with `data` in the envelope."""
+    body = {"code": 200, "message": message, "data": data, "timestamp": clock.iso_ms(clock.now())}
+    return JSONResponse(body)
+
+
+def error_body(reason: Reason, message: str) -> dict[str, Any]:
+    """The envelope of an error answer; its HTTP status is `code`."""
+    return {
+        "code": reason.status,
+        "message": message,
+        "error": HTTPStatus(reason.status).phrase,
+        "reason": reason.value,
+        "timestamp": clock.iso_ms(clock.now()),
+    }
+
+
+def error_response(reason: Reason, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """An error answer in the envelope."""
+    return JSONResponse(error_body(reason, message), status_code=reason.status, headers=headers)

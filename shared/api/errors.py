@@ -1,0 +1,54 @@
+"""One place that maps every failure to the contract's reasons."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from shared.api.envelope import error_response
+from shared.errors import Reason, ServiceError
+
+_STATUS_REASONS = {404: Reason.NOT_FOUND, 405: Reason.METHOD_NOT_ALLOWED, 413: Reason.PAYLOAD_TOO_LARGE}
+_STATUS_MESSAGES = {
+    Reason.NOT_FOUND: "接口不存在",
+    Reason.METHOD_NOT_ALLOWED: "请求方法不被允许",
+    Reason.PAYLOAD_TOO_LARGE: "请求体过大",
+}
+
+
+def describe_validation_errors(exc: RequestValidationError) -> str:
+    """A readable summary of what was wrong, naming fields but never echoing their values."""
+    parts = []
+    for error in exc.errors()[:5]:
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        if error.get("type") == "json_invalid":
+            parts.append("请求体不是合法的 JSON")
+        else:
+            parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
+    return "请求参数错误: " + "; ".join(parts)
+
+
+async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return error_response(exc.reason, exc.message, exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(Reason.INVALID_REQUEST, describe_validation_errors(exc))
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    reason = _STATUS_REASONS.get(exc.status_code, Reason.INVALID_REQUEST)
+    headers = {"Allow": exc.headers["Allow"]} if exc.headers and "Allow" in exc.headers else None
+    return error_response(reason, _STATUS_MESSAGES.get(reason, "请求无效"), headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every expected failure in the envelope; unexpected ones are caught by the middleware."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)

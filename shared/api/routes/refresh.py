@@ -1,0 +1,26 @@
+"""POST /auth/refresh."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from shared.api.deps import OptionalBearerToken, SettingsDep
+from shared.api.envelope import success
+from shared.api.schemas import ERROR_RESPONSES, Envelope, RefreshRequest, TokenPairData
+from shared.auth import refresh_with_access_token, refresh_with_refresh_token
+from shared.errors import Reason, ServiceError
+
+router = APIRouter(tags=["auth"])
+
+
+@router.post("/auth/refresh", response_model=Envelope[TokenPairData], responses=ERROR_RESPONSES)
+def refresh(
+    settings: SettingsDep, access_token: OptionalBearerToken, body: RefreshRequest | None = None
+) -> JSONResponse:
+    """Rotate a refresh token (body), or renew the access token of a live session (bearer only)."""
+    if body is not None:
+        return success(refresh_with_refresh_token(settings, body.refresh_token))
+    if access_token is None:
+        raise ServiceError(Reason.TOKEN_MISSING, "缺少刷新令牌或访问令牌")
+    return success(refresh_with_access_token(settings, access_token))

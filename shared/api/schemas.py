@@ -1,0 +1,146 @@
+"""Request validation at the edge, and response shapes for the OpenAPI page."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Generic, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+_CODE = re.compile(r"[\x21-\x7e]{1,128}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _text(max_length: int, *, min_length: int = 0) -> AfterValidator:
+    def check(value: str) -> str:
+        value = value.strip()
+        if _CONTROL.search(value):
+            raise ValueError("must not contain control characters")
+        if not min_length <= len(value) <= max_length:
+            raise ValueError(f"must be {min_length} to {max_length} characters after trimming")
+        return value
+
+    return AfterValidator(check)
+
+
+def _https_url(value: str) -> str:
+    if len(value) > 255:
+        raise ValueError("must be at most 255 characters")
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or _CONTROL.search(value) or " " in value:
+        raise ValueError("must be an https:// URL")
+    return value
+
+
+def _code(value: str) -> str:
+    if not _CODE.fullmatch(value):
+        raise ValueError("must be 1 to 128 printable ASCII characters without spaces")
+    return value
+
+
+HttpsUrl = Annotated[str, AfterValidator(_https_url)]
+Code = Annotated[str, AfterValidator(_code)]
+Nickname = Annotated[str, _text(50, min_length=1)]
+LoginNickname = Annotated[str, _text(50)]
+Bio = Annotated[str, _text(200)]
+
+
+class StrictModel(BaseModel):
+    """Request bodies: unknown fields are errors, types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LoginRequest(StrictModel):
+    code: Code = Field(description="The one-time code from wx.login()")
+    nickName: LoginNickname | None = Field(default=None, description="Optional, at most 50 characters")
+    avatarUrl: HttpsUrl | None = Field(default=None, description="Optional https:// URL, at most 255")
+
+
+class RefreshRequest(StrictModel):
+    refresh_token: str = Field(min_length=1, max_length=256)
+
+
+class LogoutRequest(StrictModel):
+    all: bool = False
+
+
+class ProfilePatch(StrictModel):
+    nickname: Nickname | None = None
+    avatar: HttpsUrl | None = None
+    bio: Bio | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls_and_something_to_change(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = [name for name, value in data.items() if value is None]
+            if nulls:
+                raise ValueError(f"{', '.join(nulls)} must not be null")
+            if not data:
+                raise ValueError("nothing to change: give nickname, avatar or bio")
+        return data
+
+
+# Response shapes, documented on the OpenAPI page.
+
+T = TypeVar("T")
+
+
+class Envelope(BaseModel, Generic[T]):
+    code: int = 200
+    message: str = "success"
+    data: T
+    timestamp: str
+
+
+class ErrorEnvelope(BaseModel):
+    code: int
+    message: str
+    error: str
+    reason: str
+    timestamp: str
+
+
+class UserSummary(BaseModel):
+    id: int
+    openid: str
+    nickname: str
+    avatar: str
+    created_at: str
+
+
+class Profile(UserSummary):
+    bio: str
+    recipe_count: int
+    follower_count: int
+    following_count: int
+    favorite_count: int
+    updated_at: str
+    phone_masked: str
+
+
+class AccessTokenData(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+
+
+class TokenPairData(AccessTokenData):
+    refresh_token: str
+    refresh_expires_in: int
+
+
+class LoginData(TokenPairData):
+    is_new_user: bool
+    user: UserSummary
+
+
+class MessageData(BaseModel):
+    message: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope} for status in (400, 401, 404, 405, 413, 429, 500, 503)
+}

@@ -1,0 +1,112 @@
+"""PynamoDB models of the service's DynamoDB tables, and the translation of storage failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import PynamoDBException
+from pynamodb.models import Model
+
+from shared.errors import StorageUnavailable
+from shared.settings import Settings, get_settings
+
+USER_ID_COUNTER_KEY = "#counter#user_id"
+
+
+def _meta(settings: Settings, table: str) -> Any:
+    class Meta:
+        table_name = table
+        # Bounded so a failing DynamoDB answers STORAGE_UNAVAILABLE well within 10 s
+        # (the SDK defaults are 15 s connect and 30 s read).
+        connect_timeout_seconds = 1
+        read_timeout_seconds = 2
+        max_retry_attempts = 2
+        region = settings.aws_region
+        host = settings.dynamodb_endpoint
+        billing_mode = "PAY_PER_REQUEST"
+
+    return Meta
+
+
+_settings = get_settings()
+
+
+class UserModel(Model):
+    """A mini-program user, keyed by openid. `session_key_enc` is AES-GCM ciphertext, never plaintext."""
+
+    Meta = _meta(_settings, _settings.users_table)
+
+    openid = UnicodeAttribute(hash_key=True)
+    id = NumberAttribute(null=True)
+    unionid = UnicodeAttribute(null=True)
+    nickname = UnicodeAttribute(default="")
+    avatar = UnicodeAttribute(default="")
+    bio = UnicodeAttribute(default="")
+    session_key_enc = UnicodeAttribute(null=True)
+    recipe_count = NumberAttribute(default=0)
+    follower_count = NumberAttribute(default=0)
+    following_count = NumberAttribute(default=0)
+    favorite_count = NumberAttribute(default=0)
+    created_at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+    # Sessions created at or before this instant (microseconds) are revoked: logout-all in one write.
+    sessions_revoked_at = NumberAttribute(default=0)
+
+
+class CounterModel(Model):
+    """An atomic counter stored in the users table under a key no openid can take."""
+
+    Meta = _meta(_settings, _settings.users_table)
+
+    openid = UnicodeAttribute(hash_key=True)
+    value = NumberAttribute(default=0)
+
+
+class SessionModel(Model):
+    """One login session: the refresh-token chain (hashes only) and its revocation state."""
+
+    Meta = _meta(_settings, _settings.sessions_table)
+
+    sid = UnicodeAttribute(hash_key=True)
+    user_id = NumberAttribute()
+    openid = UnicodeAttribute()
+    refresh_hash = UnicodeAttribute()
+    prev_refresh_hash = UnicodeAttribute(null=True)
+    rotated_at = NumberAttribute(default=0)
+    generation = NumberAttribute(default=0)
+    created_at_us = NumberAttribute()
+    expires_at = NumberAttribute()
+    revoked = BooleanAttribute(default=False)
+    # DynamoDB's TTL deletes the item some time after this epoch second.
+    ttl = NumberAttribute()
+
+
+ALL_MODELS: tuple[type[Model], ...] = (UserModel, SessionModel)
+
+
+def is_condition_failure(exc: PynamoDBException) -> bool:
+    """True when DynamoDB refused a write because its condition did not hold."""
+    return exc.cause_response_code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turn any other DynamoDB failure (throttling after retries, timeouts) into StorageUnavailable."""
+    try:
+        yield
+    except (Model.DoesNotExist, StorageUnavailable):
+        raise
+    except PynamoDBException as exc:
+        if is_condition_failure(exc):
+            raise
+        raise StorageUnavailable() from exc
+
+
+def create_tables() -> None:
+    """Create every table if missing (local server and tests; deployed tables come from infra/)."""
+    for model in ALL_MODELS:
+        if not model.exists():
+            model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")

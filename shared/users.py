@@ -1,0 +1,125 @@
+"""User records: race-free creation on first login, profile reads and updates."""
+
+from __future__ import annotations
+
+from pynamodb.exceptions import PynamoDBException
+from pynamodb.expressions.update import Action
+
+from shared.clock import iso_ms, micros
+from shared.crypto import encrypt_at_rest
+from shared.models import USER_ID_COUNTER_KEY, CounterModel, UserModel, is_condition_failure, storage_errors
+
+# WeChat's placeholder for users who shared no nickname: never worth storing over a real one.
+ANONYMOUS_NICKNAME = "微信用户"
+
+
+def upsert_on_login(
+    *,
+    openid: str,
+    session_key: str,
+    unionid: str | None,
+    nickname: str | None,
+    avatar: str | None,
+    encryption_key: bytes,
+    now: float,
+) -> tuple[UserModel, bool]:
+    """Create or update the user `openid` at login; answer it and whether this call created it.
+
+    Concurrent first logins of one openid all answer the same `id`, and exactly one answers True.
+    """
+    stamp = iso_ms(now)
+    user = UserModel(openid)
+    actions: list[Action] = [
+        UserModel.session_key_enc.set(encrypt_at_rest(encryption_key, session_key, openid)),
+        UserModel.updated_at.set(stamp),
+        UserModel.created_at.set(UserModel.created_at | stamp),
+        UserModel.bio.set(UserModel.bio | ""),
+        UserModel.recipe_count.set(UserModel.recipe_count | 0),
+        UserModel.follower_count.set(UserModel.follower_count | 0),
+        UserModel.following_count.set(UserModel.following_count | 0),
+        UserModel.favorite_count.set(UserModel.favorite_count | 0),
+        UserModel.sessions_revoked_at.set(UserModel.sessions_revoked_at | 0),
+    ]
+    if unionid:
+        actions.append(UserModel.unionid.set(unionid))
+    if nickname and nickname != ANONYMOUS_NICKNAME:
+        actions.append(UserModel.nickname.set(nickname))
+    else:
+        actions.append(UserModel.nickname.set(UserModel.nickname | ""))
+    if avatar:
+        actions.append(UserModel.avatar.set(avatar))
+    else:
+        actions.append(UserModel.avatar.set(UserModel.avatar | ""))
+    with storage_errors():
+        user.update(actions=actions)
+        if user.id is not None:
+            return user, False
+        return _assign_id(user, now)
+
+
+def _assign_id(user: UserModel, now: float) -> tuple[UserModel, bool]:
+    counter = CounterModel(USER_ID_COUNTER_KEY)
+    counter.update(actions=[CounterModel.value.add(1)])
+    try:
+        user.update(actions=[UserModel.id.set(counter.value)], condition=UserModel.id.does_not_exist())
+    except PynamoDBException as exc:
+        if not is_condition_failure(exc):
+            raise
+        # A concurrent first login won the race; its id is the user's. Our counter value is skipped.
+        user.refresh(consistent_read=True)
+        return user, False
+    return user, True
+
+
+def update_profile(
+    user: UserModel, *, nickname: str | None, avatar: str | None, bio: str | None, now: float
+) -> UserModel:
+    """Overwrite the given profile fields of an existing user and answer the stored result."""
+    actions: list[Action] = [UserModel.updated_at.set(iso_ms(now))]
+    for attribute, value in (
+        (UserModel.nickname, nickname),
+        (UserModel.avatar, avatar),
+        (UserModel.bio, bio),
+    ):
+        if value is not None:
+            actions.append(attribute.set(value))
+    with storage_errors():
+        user.update(actions=actions, condition=UserModel.openid.exists())
+    return user
+
+
+def revoke_all_sessions(openid: str, now: float) -> None:
+    """Revoke every session of a user that exists now, in one write."""
+    with storage_errors():
+        try:
+            UserModel(openid).update(
+                actions=[UserModel.sessions_revoked_at.set(micros(now))], condition=UserModel.openid.exists()
+            )
+        except PynamoDBException as exc:
+            if not is_condition_failure(exc):
+                raise
+
+
+def user_summary(user: UserModel) -> dict[str, object]:
+    """The user as the login answer shows it."""
+    return {
+        "id": int(user.id or 0),
+        "openid": user.openid,
+        "nickname": user.nickname or "",
+        "avatar": user.avatar or "",
+        "created_at": user.created_at or "",
+    }
+
+
+def profile_view(user: UserModel) -> dict[str, object]:
+    """The user as the profile endpoints show it: no session_key, no unionid, no full phone number."""
+    return {
+        **user_summary(user),
+        "bio": user.bio or "",
+        "recipe_count": int(user.recipe_count or 0),
+        "follower_count": int(user.follower_count or 0),
+        "following_count": int(user.following_count or 0),
+        "favorite_count": int(user.favorite_count or 0),
+        "updated_at": user.updated_at or "",
+        "phone_masked": "",
+    }
