@@ -89,7 +89,10 @@ ALL_MODELS: tuple[type[Model], ...] = (UserModel, SessionModel)
 
 def is_condition_failure(exc: PynamoDBException) -> bool:
     """True when DynamoDB refused a write because its condition did not hold."""
-    return exc.cause_response_code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+    # Not exc.cause_response_code: it fails on botocore errors whose `response` is None (timeouts).
+    response = getattr(exc.cause, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return code == "ConditionalCheckFailedException"
 
 
 @contextmanager

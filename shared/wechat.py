@@ -13,6 +13,8 @@ from shared.errors import Reason, ServerMisconfigured, ServiceError
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
+# httpx logs every request URL at INFO, and WeChat's URLs carry the app secret and the user's code.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 MAX_ATTEMPTS = 3
 # Every attempt, backoff included, ends within this budget (API Gateway gives up at 29 s).

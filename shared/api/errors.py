@@ -14,7 +14,6 @@ _STATUS_REASONS = {404: Reason.NOT_FOUND, 405: Reason.METHOD_NOT_ALLOWED, 413: R
 _STATUS_MESSAGES = {
     Reason.NOT_FOUND: "接口不存在",
     Reason.METHOD_NOT_ALLOWED: "请求方法不被允许",
-    Reason.PAYLOAD_TOO_LARGE: "请求体过大",
 }
 
 
@@ -44,7 +43,8 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     reason = _STATUS_REASONS.get(exc.status_code, Reason.INVALID_REQUEST)
     headers = {"Allow": exc.headers["Allow"]} if exc.headers and "Allow" in exc.headers else None
-    return error_response(reason, _STATUS_MESSAGES.get(reason, "请求无效"), headers)
+    message = exc.detail if reason is Reason.PAYLOAD_TOO_LARGE else _STATUS_MESSAGES.get(reason, "请求无效")
+    return error_response(reason, message, headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

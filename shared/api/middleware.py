@@ -8,6 +8,7 @@ import logging
 import uuid
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.api.envelope import error_body
@@ -34,10 +35,6 @@ def _request_id(scope: Scope) -> str:
     context = scope.get("aws.context")
     request_id = getattr(context, "aws_request_id", None)
     return request_id if isinstance(request_id, str) and request_id else uuid.uuid4().hex
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 class GuardMiddleware:
@@ -71,7 +68,8 @@ class GuardMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise _BodyTooLarge()
+                    # An HTTPException passes through FastAPI's body parsing to the error handlers.
+                    raise HTTPException(413, self._too_large_message())
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -83,9 +81,6 @@ class GuardMiddleware:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await _send_envelope(send, Reason.PAYLOAD_TOO_LARGE, self._too_large_message(), request_id)
         except Exception:
             logger.exception("unhandled error", extra={"request_id": request_id})
             if not started:
