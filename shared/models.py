@@ -84,7 +84,23 @@ class SessionModel(Model):
     ttl = NumberAttribute()
 
 
-ALL_MODELS: tuple[type[Model], ...] = (UserModel, SessionModel)
+class CacheModel(Model):
+    """Short-lived shared state (WeChat access_token, login replays, rate limits), expired by TTL.
+
+    `pk` is namespaced by use, e.g. `wxtoken#<appid>`, `login#<sha256(code)>`, `rate#ip#<ip>`.
+    """
+
+    Meta = _meta(_settings, _settings.cache_table)
+
+    pk = UnicodeAttribute(hash_key=True)
+    data = UnicodeAttribute(null=True)
+    counter = NumberAttribute(null=True)
+    version = NumberAttribute(default=0)
+    expires_at = NumberAttribute(default=0)
+    ttl = NumberAttribute(null=True)
+
+
+ALL_MODELS: tuple[type[Model], ...] = (UserModel, SessionModel, CacheModel)
 
 
 def is_condition_failure(exc: PynamoDBException) -> bool:
