@@ -37,7 +37,7 @@ pytest: venv
 	$(PY) -m pytest
 
 node-test:
-	@if [ -d miniprogram/tests ]; then node --test miniprogram/tests/; fi
+	@if [ -d miniprogram/tests ]; then node --test miniprogram/tests/*.test.js; fi
 
 clean:
 	rm -rf $(VENV) node_modules .serverless .pytest_cache .mypy_cache .ruff_cache
