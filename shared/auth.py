@@ -62,7 +62,7 @@ def refresh_with_refresh_token(settings: Settings, refresh_token: str) -> dict[s
     return {
         **access_token_answer(settings, user, session.sid, now),
         "refresh_token": issued.refresh_token,
-        "refresh_expires_in": max(0, int(session.expires_at - now)),
+        "refresh_expires_in": max(0, int(session.expires_at) - int(now)),
     }
 
 

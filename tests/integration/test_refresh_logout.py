@@ -28,6 +28,7 @@ def test_refresh_rotates_and_answers_a_full_pair(client, login):
     assert set(data) == {"access_token", "token_type", "expires_in", "refresh_token", "refresh_expires_in"}
     assert data["refresh_token"] != first["refresh_token"]
     assert data["refresh_token"].split(".")[0] == first["refresh_token"].split(".")[0]
+    assert (data["expires_in"], data["refresh_expires_in"]) == (604800, 2592000)
     assert client.get(PROFILE, headers=bearer(data["access_token"])).status_code == 200
     assert refresh(client, data["refresh_token"]).status_code == 200
 
