@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import os
 import secrets
 from collections.abc import Mapping
@@ -39,6 +40,10 @@ class Settings:
     dynamodb_endpoint: str | None = None
     aws_region: str = "us-east-1"
     session_key_encryption_key: bytes = field(default=b"", repr=False)
+    # Avatar uploads (only the avatar function needs them; it reports them missing itself).
+    avatar_bucket: str = ""
+    avatar_base_url: str = ""
+    avatar_s3_endpoint: str | None = None
     problems: tuple[str, ...] = ()
 
     @property
@@ -46,33 +51,30 @@ class Settings:
         return self.stage == LOCAL_STAGE
 
 
-def _int(env: Mapping[str, str], name: str, default: int, problems: list[str]) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        problems.append(name)
-        return default
-    if value <= 0:
-        problems.append(name)
-        return default
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:
+def _number(
+    env: Mapping[str, str], name: str, default: float, problems: list[str], *, low: float, high: float
+) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        value = -1.0
-    if not 0 < value <= 10:
+        value = math.nan
+    if not low <= value <= high:  # NaN fails too
         problems.append(name)
         return default
     return value
+
+
+def _whole(
+    env: Mapping[str, str], name: str, default: int, problems: list[str], *, low: int, high: int
+) -> int:
+    value = float(_number(env, name, default, problems, low=low, high=high))
+    if not value.is_integer():
+        problems.append(name)
+        return default
+    return int(value)
 
 
 def _encryption_key(raw: str, problems: list[str]) -> bytes:
@@ -122,29 +124,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if not local and not api_base.startswith("https://"):
         problems.append("WX_API_BASE")
 
-    access_ttl = _int(env, "ACCESS_TOKEN_TTL", 604800, problems)
-    refresh_ttl = _int(env, "REFRESH_TOKEN_TTL", 2592000, problems)
-    leeway_raw = env.get("JWT_LEEWAY_S", "").strip()
-    leeway = 30
-    if leeway_raw:
-        if leeway_raw.isdigit() and int(leeway_raw) <= 300:
-            leeway = int(leeway_raw)
-        else:
-            problems.append("JWT_LEEWAY_S")
+    avatar_base_url = env.get("AVATAR_BASE_URL", "").strip().rstrip("/")
+    if local and not avatar_base_url:
+        # The dev server's own route for its in-memory bucket (local/devserver.py).
+        avatar_base_url = f"http://127.0.0.1:{env.get('PORT', '').strip() or 8000}/local-avatars"
+    if avatar_base_url and not local and not avatar_base_url.startswith("https://"):
+        problems.append("AVATAR_BASE_URL")
+
+    year = 366 * 86400
 
     return Settings(
         stage=stage,
         wx_appid=appid,
         wx_secret=secret,
         wx_api_base=api_base,
-        wx_timeout_s=_float(env, "WX_TIMEOUT_S", 3.0, problems),
+        wx_timeout_s=_number(env, "WX_TIMEOUT_S", 3.0, problems, low=0.1, high=10),
         jwt_secret=jwt_secret,
         jwt_previous_secrets=previous,
         jwt_issuer=env.get("JWT_ISSUER", "").strip() or "wx-login",
         jwt_audience=env.get("JWT_AUDIENCE", "").strip() or appid,
-        jwt_leeway_s=leeway,
-        access_token_ttl=access_ttl,
-        refresh_token_ttl=refresh_ttl,
+        jwt_leeway_s=_whole(env, "JWT_LEEWAY_S", 30, problems, low=0, high=300),
+        access_token_ttl=_whole(env, "ACCESS_TOKEN_TTL", 604800, problems, low=1, high=year),
+        refresh_token_ttl=_whole(env, "REFRESH_TOKEN_TTL", 2592000, problems, low=1, high=year),
         users_table=env.get("USERS_TABLE", "").strip() or f"wx-login-users-{stage}",
         sessions_table=env.get("SESSIONS_TABLE", "").strip() or f"wx-login-sessions-{stage}",
         cache_table=env.get("CACHE_TABLE", "").strip() or f"wx-login-cache-{stage}",
@@ -153,6 +154,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         or env.get("AWS_DEFAULT_REGION", "").strip()
         or "us-east-1",
         session_key_encryption_key=encryption_key,
+        avatar_bucket=env.get("AVATAR_BUCKET", "").strip() or (f"wx-login-avatars-{stage}" if local else ""),
+        avatar_base_url=avatar_base_url,
+        avatar_s3_endpoint=env.get("AVATAR_S3_ENDPOINT", "").strip() or None,
         problems=tuple(dict.fromkeys(problems)),
     )
 

@@ -32,11 +32,16 @@ def apigw_v2(
     """An API Gateway HTTP API (payload 2.0) event."""
     event = _template("apigw_v2_http.json")
     text, merged = _body_and_headers(body, headers)
-    event["headers"] = {**{k: v for k, v in event["headers"].items() if k != "content-length"}, **merged}
+    event["headers"] = _over_template(event["headers"], merged)
     event.update(rawPath=path, routeKey=f"{method} {path}", body=text, isBase64Encoded=False)
     event["requestContext"].update(routeKey=f"{method} {path}")
     event["requestContext"]["http"].update(method=method, path=path)
     return event
+
+
+def _over_template(template: dict[str, Any], merged: dict[str, str]) -> dict[str, str]:
+    base = {k: v for k, v in template.items() if k.lower() not in ("content-length", "content-type")}
+    return {**base, **merged}
 
 
 def apigw_v1(
@@ -45,8 +50,7 @@ def apigw_v1(
     """An API Gateway REST API (payload 1.0) event."""
     event = _template("apigw_v1.json")
     text, merged = _body_and_headers(body, headers)
-    base = {k: v for k, v in event["headers"].items() if k.lower() not in ("content-length", "content-type")}
-    event["headers"] = {**base, **merged}
+    event["headers"] = _over_template(event["headers"], merged)
     event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
     event.update(resource=path, path=path, httpMethod=method, body=text, isBase64Encoded=False)
     event["requestContext"].update(resourcePath=path, httpMethod=method, path=path)
@@ -59,8 +63,7 @@ def tencent(
     """A Tencent Cloud API Gateway trigger event (SCF)."""
     event = _template("tencent_apigw.json")
     text, merged = _body_and_headers(body, headers)
-    base = {k: v for k, v in event["headers"].items() if k.lower() not in ("content-length", "content-type")}
-    event["headers"] = {**base, **merged}
+    event["headers"] = _over_template(event["headers"], merged)
     event.update(path=path, httpMethod=method, body=text or "", isBase64Encoded=False)
     event["requestContext"].update(path=path, httpMethod=method)
     return event

@@ -29,8 +29,8 @@ print(json.dumps({{"status": response["statusCode"], "body": json.loads(response
 """
 
 
-def invoke(env: dict[str, str], function: str, method: str, path: str, body=None, headers=None):
-    script = INVOKE.format(function=function, method=method, path=path, body=body, headers=headers or {})
+def run_python(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a fresh interpreter with only `env` on top of the machine's environment."""
     clean = {k: v for k, v in os.environ.items() if k not in TEST_ENV}
     result = subprocess.run(
         [sys.executable, "-c", script],
@@ -41,6 +41,12 @@ def invoke(env: dict[str, str], function: str, method: str, path: str, body=None
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def invoke(env: dict[str, str], function: str, method: str, path: str, body=None, headers=None):
+    script = INVOKE.format(function=function, method=method, path=path, body=body, headers=headers or {})
+    result = run_python(script, env)
     return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
 
 
@@ -127,15 +133,7 @@ def valid_token_env(endpoint: str) -> tuple[dict[str, str], str]:
         "print(issue_access_token(s, jwt_keys(s), user_id=1, openid='o', nickname='',"
         " sid='sid', now=time.time()))"
     )
-    clean = {k: v for k, v in os.environ.items() if k not in TEST_ENV}
-    token = subprocess.run(
-        [sys.executable, "-c", script],
-        env={**clean, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    token = run_python(script, env).stdout.strip()
     return env, token
 
 

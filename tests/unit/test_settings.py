@@ -41,6 +41,9 @@ def test_unsafe_values_are_problems():
         ("SESSION_KEY_ENCRYPTION_KEY", "not base64!"),
         ("JWT_PREVIOUS_SECRETS", "tooshort"),
         ("ACCESS_TOKEN_TTL", "-5"),
+        ("REFRESH_TOKEN_TTL", "1.5"),
+        ("JWT_LEEWAY_S", "nan"),
+        ("JWT_LEEWAY_S", "301"),
         ("WX_TIMEOUT_S", "abc"),
         ("WX_API_BASE", "http://insecure.example"),
     ]:
