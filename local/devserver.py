@@ -2,7 +2,8 @@
 
 DynamoDB is moto's in-memory backend (tables created at start). Unless WX_API_BASE or WX_APPID is
 set, WeChat is the built-in simulator (local/wechat_sim.py); with WX_API_BASE set, that URL is
-called like the real WeChat.
+called like the real WeChat. Uploaded avatars go to a moto S3 bucket and are served back from
+`/local-avatars/{key}` (a local-only route: deployed avatars are served by CloudFront).
 """
 
 from __future__ import annotations
@@ -31,25 +32,66 @@ logger = logging.getLogger("devserver")
 
 def build_app(simulator_transport: httpx.BaseTransport | None = None) -> FastAPI:
     """One app with every function's routes; WeChat answered by `simulator_transport` when given."""
+    from local.dev_stats import add_dev_stats
     from shared.api.app import create_app
-    from shared.api.routes import login, logout, profile, refresh
+    from shared.api.routes import avatar, decrypt, jwks, login, logout, phone, profile, refresh, session_check
     from shared.wechat import WeChatClient
 
-    app = create_app(login.router, refresh.router, logout.router, profile.router)
+    app = create_app(
+        login.router,
+        refresh.router,
+        logout.router,
+        profile.router,
+        avatar.router,
+        phone.router,
+        decrypt.router,
+        session_check.router,
+        root_routers=[jwks.router],
+        path_limits={avatar.AVATAR_PATH: avatar.AVATAR_BODY_LIMIT},
+    )
+    _serve_local_avatars(app)
+    add_dev_stats(app)
     if simulator_transport is not None:
         client = WeChatClient(get_settings(), transport=simulator_transport)
         app.dependency_overrides[login.wechat_client] = lambda: client
     return app
 
 
+def _serve_local_avatars(app: FastAPI) -> None:
+    """GET /local-avatars/{key}: the in-memory bucket's objects, as CloudFront serves them when deployed."""
+    from fastapi import Response
+    from starlette.exceptions import HTTPException
+
+    from shared.api.routes.avatar import store
+    from shared.avatar_store import CACHE_CONTROL
+
+    @app.get("/local-avatars/{key:path}", include_in_schema=False)
+    def local_avatar(key: str) -> Response:
+        found = store().get(key)
+        if found is None:
+            raise HTTPException(404)
+        headers = {"Cache-Control": CACHE_CONTROL}
+        return Response(found.content, media_type=found.content_type, headers=headers)
+
+
+def create_avatar_bucket() -> None:
+    """The moto bucket behind /local-avatars (deployed buckets come from serverless.yml)."""
+    import boto3
+
+    settings = get_settings()
+    boto3.client("s3", region_name=settings.aws_region).create_bucket(Bucket=settings.avatar_bucket)
+
+
 def main() -> int:
     """Start moto, create tables, serve. Exits non-zero on unsafe settings."""
     import uvicorn
 
+    from local.moto_atomic import make_moto_atomic
     from local.wechat_sim import WeChatSimulator
+    from shared.logs import configure_logging
     from shared.models import create_tables
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()  # JSON lines as deployed; LOG_LEVEL=DEBUG for more
     settings = get_settings()
     if settings.problems:
         print(
@@ -58,15 +100,21 @@ def main() -> int:
         return 2
     use_simulator = not (os.environ.get("WX_API_BASE") or os.environ.get("WX_APPID"))
     port = int(os.environ.get("PORT", "8000"))
+    make_moto_atomic()  # concurrent requests see DynamoDB's per-request atomicity
     with mock_aws():
         create_tables()
-        transport = httpx.MockTransport(WeChatSimulator()) if use_simulator else None
+        create_avatar_bucket()
+        # The simulator watermarks open data with our appid, as WeChat does.
+        simulator = WeChatSimulator(appid=settings.wx_appid)
+        transport = httpx.MockTransport(simulator) if use_simulator else None
         app = build_app(transport)
         wechat = "built-in simulator" if use_simulator else settings.wx_api_base
         print(
             f"serving http://127.0.0.1:{port}/docs  (DynamoDB: moto in memory, WeChat: {wechat})", flush=True
         )
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="info")
+        # uvicorn's lines go through our JSON logging too (log_config=None), and our access log
+        # (shared/api/access_log.py) replaces uvicorn's, which prints query strings.
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="info", log_config=None, access_log=False)
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared import clock
+from shared import clock, logs
 from shared.keys import jwt_keys, refresh_chain_key
 from shared.models import SessionModel, UserModel
 from shared.sessions import (
@@ -31,6 +31,7 @@ class Principal:
 def authenticate(settings: Settings, access_token: str) -> Principal:
     """Verify an access token and check its session is live, in one DynamoDB round trip."""
     claims = verify_access_token(settings, jwt_keys(settings), access_token)
+    logs.bind_openid(claims.openid)
     session, user = load_session_and_user(claims.sid, claims.openid)
     ensure_live(session, user, user_id=claims.user_id, now=clock.now())
     return Principal(claims, session, user)
@@ -57,6 +58,7 @@ def refresh_with_refresh_token(settings: Settings, refresh_token: str) -> dict[s
         refresh_token, chain_key=refresh_chain_key(settings), refresh_ttl=settings.refresh_token_ttl, now=now
     )
     session = issued.session
+    logs.bind_openid(session.openid)
     user = load_user(session.openid)
     ensure_live(session, user, user_id=int(session.user_id), now=now)
     return {
@@ -75,6 +77,7 @@ def refresh_with_access_token(settings: Settings, access_token: str) -> dict[str
 def logout(settings: Settings, access_token: str, *, everywhere: bool) -> None:
     """Revoke the token's session (or every session of its user). A token past `exp` may still log out."""
     claims = verify_access_token(settings, jwt_keys(settings), access_token, allow_expired=True)
+    logs.bind_openid(claims.openid)
     if everywhere:
         revoke_all_sessions(claims.openid, clock.now())
     revoke_session(claims.sid, claims.user_id)

@@ -27,6 +27,8 @@ class Reason(str, Enum):
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    # Not in the contract's table (an addition): our own login abuse limits, with a Retry-After header.
+    RATE_LIMITED = "RATE_LIMITED"
 
     @property
     def status(self) -> int:
@@ -53,6 +55,7 @@ _STATUS: dict[Reason, int] = {
     Reason.NOT_FOUND: 404,
     Reason.METHOD_NOT_ALLOWED: 405,
     Reason.INTERNAL_ERROR: 500,
+    Reason.RATE_LIMITED: 429,
 }
 
 

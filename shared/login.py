@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from shared import clock
+import logging
+
+from shared import clock, logs
 from shared.auth import access_token_answer
-from shared.sessions import start_session
+from shared.content_security import screen_login_nickname
+from shared.errors import Reason, ServiceError
+from shared.login_replay import FirstLogin, claim_code, release_code, remember_login
+from shared.models import UserModel
+from shared.phone import phone_from_code, save_phone
+from shared.ratelimit import counting_rejected_codes, openid_login_rate, refuse_blocked_ip
+from shared.sessions import load_user, start_session
 from shared.settings import Settings
 from shared.users import upsert_on_login, user_summary
-from shared.wechat import WeChatClient
+from shared.wechat import CODE_USED, CodeRejected, WeChatClient
+from shared.wechat_token import AccessTokenManager
+
+logger = logging.getLogger(__name__)
 
 
 def login(
@@ -17,19 +28,40 @@ def login(
     code: str,
     nickname: str | None = None,
     avatar: str | None = None,
+    phone_code: str | None = None,
+    tokens: AccessTokenManager | None = None,
+    client_ip: str | None = None,
 ) -> dict[str, object]:
-    """Log a mini-program user in with a `wx.login` code. A failed exchange writes nothing."""
-    identity = wechat.code_to_session(code)
+    """Log a mini-program user in with a `wx.login` code. A failed exchange writes nothing.
+
+    A code that already succeeded in the last 5 minutes (a client retry) is answered for the same user
+    without WeChat; its nickname and avatar are ignored. With `phone_code` the phone is bound too.
+    """
     now = clock.now()
-    user, is_new = upsert_on_login(
-        openid=identity.openid,
-        session_key=identity.session_key,
-        unionid=identity.unionid,
-        nickname=nickname,
-        avatar=avatar,
-        encryption_key=settings.session_key_encryption_key,
-        now=now,
-    )
+    refuse_blocked_ip(settings, client_ip, now)
+    first = claim_code(code)
+    now = clock.now()  # the claim may have waited for a concurrent request with the same code
+    if first is None:
+        try:
+            user, is_new = _exchange(
+                settings,
+                wechat,
+                code=code,
+                nickname=nickname,
+                avatar=avatar,
+                now=now,
+                tokens=tokens,
+                client_ip=client_ip,
+            )
+        except Exception:
+            release_code(code)
+            raise
+    else:
+        user, is_new = _replayed(first), first.is_new_user
+    phone: dict[str, object] = {}
+    if phone_code is not None and tokens is not None and not (first is not None and user.phone_masked):
+        # A replay whose first answer already bound a phone skips it: its phone code is spent too.
+        user, phone = _bind_phone_at_login(settings, tokens, user, phone_code, now)
     issued = start_session(
         user_id=int(user.id or 0), openid=user.openid, refresh_ttl=settings.refresh_token_ttl, now=now
     )
@@ -39,4 +71,59 @@ def login(
         "refresh_expires_in": settings.refresh_token_ttl,
         "is_new_user": is_new,
         "user": user_summary(user),
+        **phone,
     }
+
+
+def _exchange(
+    settings: Settings,
+    wechat: WeChatClient,
+    *,
+    code: str,
+    nickname: str | None,
+    avatar: str | None,
+    now: float,
+    tokens: AccessTokenManager | None,
+    client_ip: str | None = None,
+) -> tuple[UserModel, bool]:
+    with counting_rejected_codes(settings, client_ip, now):
+        identity = wechat.code_to_session(code)
+    logs.bind_openid(identity.openid)
+    # A nickname WeChat's content check rejects (or cannot check) is not saved; the login goes on.
+    nickname = screen_login_nickname(tokens, identity.openid, nickname)
+    user, is_new = upsert_on_login(
+        openid=identity.openid,
+        session_key=identity.session_key,
+        unionid=identity.unionid,
+        nickname=nickname,
+        avatar=avatar,
+        encryption_key=settings.session_key_encryption_key,
+        now=now,
+        rate=openid_login_rate(settings),
+    )
+    remember_login(code, openid=user.openid, is_new_user=is_new, now=now)
+    return user, is_new
+
+
+def _replayed(first: FirstLogin) -> UserModel:
+    logs.bind_openid(first.openid)
+    try:
+        return load_user(first.openid)
+    except ServiceError as exc:
+        if exc.reason is not Reason.SESSION_REVOKED:
+            raise
+        raise CodeRejected(CODE_USED) from None  # the user is gone since: answer as WeChat would
+
+
+def _bind_phone_at_login(
+    settings: Settings, tokens: AccessTokenManager, user: UserModel, phone_code: str, now: float
+) -> tuple[UserModel, dict[str, object]]:
+    """Bind the phone; a failure does not fail the login (its code is spent) but is reported."""
+    try:
+        phone = phone_from_code(tokens, phone_code)
+        return save_phone(settings, user, phone, now), {"phone_masked": phone.masked}
+    except ServiceError as exc:
+        if exc.reason is Reason.STORAGE_UNAVAILABLE:
+            raise
+        logger.warning("phone binding at login failed: %s", exc.reason.value)
+        return user, {"phone_error": exc.reason.value}

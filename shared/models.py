@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.connection import TableConnection
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
@@ -33,8 +34,26 @@ def _meta(settings: Settings, table: str) -> Any:
 
 _settings = get_settings()
 
+# One botocore client per (region, endpoint) for every model. PynamoDB gives each model class its own
+# client on its own botocore session, and each costs ~40 ms of cold start (the service model and
+# endpoint rules loaded again): a login touching three tables paid it three times.
+_clients: dict[tuple[str, str | None], Any] = {}
 
-class UserModel(Model):
+
+class _SharedClientModel(Model):
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        table = super()._get_connection()
+        connection = table.connection
+        if connection._client is None:
+            key = (connection.region, connection.host)
+            if key not in _clients:
+                _clients[key] = connection.client
+            connection._client = _clients[key]
+        return table
+
+
+class UserModel(_SharedClientModel):
     """A mini-program user, keyed by openid. `session_key_enc` is AES-GCM ciphertext, never plaintext."""
 
     Meta = _meta(_settings, _settings.users_table)
@@ -44,8 +63,13 @@ class UserModel(Model):
     unionid = UnicodeAttribute(null=True)
     nickname = UnicodeAttribute(default="")
     avatar = UnicodeAttribute(default="")
+    # The key of the avatar object we store (set only by an upload): the one object an upload may delete.
+    avatar_key = UnicodeAttribute(null=True)
     bio = UnicodeAttribute(default="")
     session_key_enc = UnicodeAttribute(null=True)
+    # The bound phone number: AES-GCM ciphertext of its JSON (shared/phone.py), and the masked form shown.
+    phone_enc = UnicodeAttribute(null=True)
+    phone_masked = UnicodeAttribute(null=True)
     recipe_count = NumberAttribute(default=0)
     follower_count = NumberAttribute(default=0)
     following_count = NumberAttribute(default=0)
@@ -54,9 +78,11 @@ class UserModel(Model):
     updated_at = UnicodeAttribute(null=True)
     # Sessions created at or before this instant (microseconds) are revoked: logout-all in one write.
     sessions_revoked_at = NumberAttribute(default=0)
+    # The per-openid login limit's bucket (shared/ratelimit.py): epoch seconds, taken by the login upsert.
+    login_tat = NumberAttribute(null=True)
 
 
-class CounterModel(Model):
+class CounterModel(_SharedClientModel):
     """An atomic counter stored in the users table under a key no openid can take."""
 
     Meta = _meta(_settings, _settings.users_table)
@@ -65,7 +91,7 @@ class CounterModel(Model):
     value = NumberAttribute(default=0)
 
 
-class SessionModel(Model):
+class SessionModel(_SharedClientModel):
     """One login session: the refresh-token chain (hashes only) and its revocation state."""
 
     Meta = _meta(_settings, _settings.sessions_table)
@@ -84,7 +110,7 @@ class SessionModel(Model):
     ttl = NumberAttribute()
 
 
-class CacheModel(Model):
+class CacheModel(_SharedClientModel):
     """Short-lived shared state (WeChat access_token, login replays, rate limits), expired by TTL.
 
     `pk` is namespaced by use, e.g. `wxtoken#<appid>`, `login#<sha256(code)>`, `rate#ip#<ip>`.

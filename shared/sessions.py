@@ -10,7 +10,7 @@ from pynamodb.transactions import TransactGet
 
 from shared.clock import micros
 from shared.crypto import sha256_hex
-from shared.errors import Reason, ServiceError
+from shared.errors import Reason, ServiceError, StorageUnavailable
 from shared.models import SessionModel, UserModel, is_condition_failure, storage_errors
 from shared.tokens import new_refresh_token, new_session_id, next_refresh_token, refresh_token_session
 
@@ -52,7 +52,13 @@ def start_session(*, user_id: int, openid: str, refresh_ttl: int, now: float) ->
         ttl=int(now) + refresh_ttl + TTL_SLACK_S,
     )
     with storage_errors():
-        session.save(condition=SessionModel.sid.does_not_exist())
+        try:
+            session.save(condition=SessionModel.sid.does_not_exist())
+        except PynamoDBException as exc:
+            if not is_condition_failure(exc):
+                raise
+            # A random 128-bit id already taken: never expected, so no token and no retry of our own.
+            raise StorageUnavailable() from exc
     return IssuedRefresh(session, token)
 
 

@@ -8,14 +8,15 @@ import logging
 import math
 import os
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 logger = logging.getLogger(__name__)
 
 LOCAL_STAGE = "local"
 MIN_JWT_SECRET_BYTES = 32
+JWT_ALGORITHMS = ("HS256", "RS256", "ES256")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class Settings:
     wx_timeout_s: float = 3.0
     jwt_secret: bytes = field(default=b"", repr=False)
     jwt_previous_secrets: tuple[bytes, ...] = field(default=(), repr=False)
+    jwt_algorithm: str = "HS256"
+    jwt_private_key: bytes = field(default=b"", repr=False)  # PEM; RS256/ES256 only
+    jwt_previous_public_keys: tuple[bytes, ...] = ()  # PEMs that still verify (and are published)
     jwt_issuer: str = "wx-login"
     jwt_audience: str = ""
     jwt_leeway_s: int = 30
@@ -44,6 +48,10 @@ class Settings:
     avatar_bucket: str = ""
     avatar_base_url: str = ""
     avatar_s3_endpoint: str | None = None
+    # Login abuse limits (shared/ratelimit.py); 0 turns a limit off.
+    login_limit_per_openid: int = 10
+    login_failures_per_ip: int = 30
+    rate_limit_window_s: int = 60
     problems: tuple[str, ...] = ()
 
     @property
@@ -87,6 +95,45 @@ def _encryption_key(raw: str, problems: list[str]) -> bytes:
     return key
 
 
+def _asymmetric_keys(
+    env: Mapping[str, str], algorithm: str, local: bool, problems: list[str]
+) -> tuple[bytes, tuple[bytes, ...]]:
+    """JWT_PRIVATE_KEY (a PEM that fits JWT_ALGORITHM) and JWT_PREVIOUS_PUBLIC_KEYS (PEMs)."""
+    raw_private = env.get("JWT_PRIVATE_KEY", "").strip()
+    raw_previous = env.get("JWT_PREVIOUS_PUBLIC_KEYS", "").strip()
+    if algorithm == "HS256" and not raw_private and not raw_previous:
+        return b"", ()
+    from shared import jwk  # cryptography's asymmetric code is only loaded when it is used
+
+    private = b""
+    if algorithm == "HS256":
+        if raw_private:
+            # A private key that would not be used means the operator meant another algorithm.
+            problems.append("JWT_ALGORITHM")
+    elif raw_private:
+        try:
+            jwk.load_private_key(jwk.normalize_pem(raw_private), algorithm)
+            private = jwk.normalize_pem(raw_private)
+        except ValueError:
+            problems.append("JWT_PRIVATE_KEY")
+    elif local:
+        # A fresh key pair per process, like the local JWT_SECRET.
+        private = jwk.generate_private_key_pem(algorithm)
+    else:
+        problems.append("JWT_PRIVATE_KEY")
+
+    previous: tuple[bytes, ...] = ()
+    if raw_previous:
+        try:
+            previous = tuple(jwk.split_pems(raw_previous))
+            for pem in previous:
+                jwk.load_public_key(pem)
+        except ValueError:
+            problems.append("JWT_PREVIOUS_PUBLIC_KEYS")
+            previous = ()
+    return private, previous
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from an environment mapping. Never raises: problems are collected by name."""
     env = os.environ if env is None else env
@@ -101,15 +148,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if local and not appid:
         appid = "wx-local-simulator"
 
+    algorithm = env.get("JWT_ALGORITHM", "").strip().upper() or "HS256"
+    if algorithm not in JWT_ALGORITHMS:
+        problems.append("JWT_ALGORITHM")
+        algorithm = "HS256"
     jwt_secret = env.get("JWT_SECRET", "").encode()
-    if not jwt_secret and local:
+    if not jwt_secret and local and algorithm == "HS256":
         # A random secret per process: tokens do not survive a restart of `make dev`, by design.
         jwt_secret = secrets.token_bytes(32)
-    elif len(jwt_secret) < MIN_JWT_SECRET_BYTES:
+    elif len(jwt_secret) < MIN_JWT_SECRET_BYTES and (jwt_secret or algorithm == "HS256"):
+        # With RS256/ES256 the secret is optional: it only verifies tokens issued before the switch.
         problems.append("JWT_SECRET")
     previous = tuple(s.strip().encode() for s in env.get("JWT_PREVIOUS_SECRETS", "").split(",") if s.strip())
     if any(len(s) < MIN_JWT_SECRET_BYTES for s in previous):
         problems.append("JWT_PREVIOUS_SECRETS")
+
+    private_key, previous_public = _asymmetric_keys(env, algorithm, local, problems)
 
     raw_key = env.get("SESSION_KEY_ENCRYPTION_KEY", "").strip()
     if raw_key:
@@ -141,6 +195,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         wx_timeout_s=_number(env, "WX_TIMEOUT_S", 3.0, problems, low=0.1, high=10),
         jwt_secret=jwt_secret,
         jwt_previous_secrets=previous,
+        jwt_algorithm=algorithm,
+        jwt_private_key=private_key,
+        jwt_previous_public_keys=previous_public,
         jwt_issuer=env.get("JWT_ISSUER", "").strip() or "wx-login",
         jwt_audience=env.get("JWT_AUDIENCE", "").strip() or appid,
         jwt_leeway_s=_whole(env, "JWT_LEEWAY_S", 30, problems, low=0, high=300),
@@ -157,14 +214,41 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         avatar_bucket=env.get("AVATAR_BUCKET", "").strip() or (f"wx-login-avatars-{stage}" if local else ""),
         avatar_base_url=avatar_base_url,
         avatar_s3_endpoint=env.get("AVATAR_S3_ENDPOINT", "").strip() or None,
+        login_limit_per_openid=_whole(env, "LOGIN_LIMIT_PER_OPENID", 10, problems, low=0, high=10_000),
+        login_failures_per_ip=_whole(env, "LOGIN_FAILURE_LIMIT_PER_IP", 30, problems, low=0, high=1_000_000),
+        rate_limit_window_s=_whole(env, "RATE_LIMIT_WINDOW_S", 60, problems, low=1, high=3600),
         problems=tuple(dict.fromkeys(problems)),
     )
 
 
-@lru_cache(maxsize=1)
+# A misconfigured instance (e.g. SSM briefly unreachable at cold start) looks again this often,
+# instead of answering SERVER_MISCONFIGURED until Lambda recycles it.
+RETRY_PROBLEMS_AFTER_S = 60.0
+_current: Settings | None = None
+_loaded_at = 0.0
+
+
 def get_settings() -> Settings:
-    """The process-wide settings, read once. Logs the names (never values) of unsafe settings."""
-    settings = load_settings()
-    if settings.problems:
+    """The process-wide settings, read once (secrets from SSM by name, see shared.ssm_params).
+
+    Settings with problems are read again at most once a minute; the names (never values) of the
+    problem settings are logged when they first appear or change.
+    """
+    global _current, _loaded_at
+    if _current is not None and (
+        not _current.problems or time.monotonic() - _loaded_at < RETRY_PROBLEMS_AFTER_S
+    ):
+        return _current
+    from shared.ssm_params import resolve_ssm_env  # botocore: only once per cold start
+
+    settings = load_settings({**os.environ, **resolve_ssm_env(os.environ)})
+    if settings.problems and (_current is None or _current.problems != settings.problems):
         logger.error("server misconfigured: %s", ", ".join(settings.problems))
+    _current, _loaded_at = settings, time.monotonic()
     return settings
+
+
+def reset_settings_cache() -> None:
+    """Forget the process-wide settings (tests that change the environment)."""
+    global _current
+    _current = None

@@ -11,7 +11,9 @@ template).
 Rules:
 
 * ``NAME`` set directly in the environment wins over ``NAME_SSM`` (nothing is fetched for it), so
-  local runs, tests and Tencent SCF, which has no SSM, keep using plain variables.
+  tests and Tencent SCF, which has no SSM, keep using plain variables.
+* The ``local`` stage (``STAGE`` unset or ``local``) never calls SSM: it is the no-cloud stage, and
+  ``sls invoke local --stage local`` must run without an AWS account.
 * All wanted parameters are fetched with one ``GetParameters`` call per 10 names.
 * A complete answer is cached for the life of the process: one round trip per cold start.
 * A parameter that does not exist is left out of the result, so the settings loader reports the
@@ -39,6 +41,7 @@ __all__ = ["RETRY_MISSING_AFTER_S", "SUFFIX", "clear_cache", "resolve_ssm_env", 
 log = logging.getLogger(__name__)
 
 SUFFIX = "_SSM"
+LOCAL_STAGE = "local"
 RETRY_MISSING_AFTER_S = 60.0
 _BATCH = 10  # GetParameters takes at most 10 names
 
@@ -73,7 +76,8 @@ def _default_client(environ: Mapping[str, str]) -> SSMClient:
     import botocore.session
 
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
-    config = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})
+    # At most 2 attempts of 1 s + 2 s: a cold start must not spend Lambda's 10 s init budget here.
+    config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
     client = botocore.session.get_session().create_client("ssm", region_name=region, config=config)
     return cast("SSMClient", client)
 
@@ -97,12 +101,15 @@ def resolve_ssm_env(
 ) -> dict[str, str]:
     """Values for the settings named by ``*_SSM`` variables: ``{"WX_SECRET": "...", ...}``.
 
-    Returns ``{}`` without touching the network when no ``*_SSM`` variable needs resolving.
+    Returns ``{}`` without touching the network in the local stage or when no ``*_SSM`` variable
+    needs resolving.
     Merge the answer over the environment before reading settings::
 
         env = {**os.environ, **resolve_ssm_env(os.environ)}
     """
     env = os.environ if environ is None else environ
+    if (env.get("STAGE") or "").strip() in ("", LOCAL_STAGE):
+        return {}
     wanted = ssm_parameter_names(env)
     if not wanted:
         return {}

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import json
+import re
 import secrets
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
 
 import jwt
 
+from shared import clock, jwk
 from shared.errors import Reason, ServiceError
 from shared.settings import Settings
 
-ALGORITHM = "HS256"
+HMAC_ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "sid", "iss", "aud")
+MAX_TOKEN_LENGTH = 4096
+# We only ever issue these header members: anything else (jku, x5u, jwk, x5c, crit, b64, ...) is not ours.
+_HEADER_MEMBERS = frozenset({"alg", "kid", "typ"})
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -30,16 +38,43 @@ class AccessClaims:
 
 
 @dataclass(frozen=True)
+class VerifyKey:
+    """A key that verifies tokens, bound to the one algorithm it may be used with."""
+
+    algorithm: str
+    key: Any = field(repr=False)  # HMAC secret bytes, or a cryptography public key
+
+
+@dataclass(frozen=True)
 class KeyRing:
-    """The signing key and every key that still verifies, indexed by `kid`."""
+    """The signing key and every key that still verifies, indexed by `kid`; `public_jwks` are the
+    public halves of the asymmetric ones (empty with HS256 alone)."""
 
     signing_kid: str
-    verify_keys: dict[str, bytes]
+    signing_algorithm: str
+    signing_key: Any = field(repr=False)
+    verify_keys: dict[str, VerifyKey] = field(repr=False)
+    public_jwks: tuple[dict[str, str], ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyRing:
-        keys = {_kid(secret): secret for secret in (settings.jwt_secret, *settings.jwt_previous_secrets)}
-        return cls(signing_kid=_kid(settings.jwt_secret), verify_keys=keys)
+        """The ring of JWT_ALGORITHM's signing key, JWT_PREVIOUS_PUBLIC_KEYS and the HMAC secrets."""
+        verify: dict[str, VerifyKey] = {}
+        signing_key: Any = settings.jwt_secret
+        signing_kid = _kid(settings.jwt_secret)
+        if settings.jwt_algorithm != HMAC_ALGORITHM:
+            # load_settings keeps only a PEM it generated or loaded with the full RSA check: not twice.
+            signing_key = jwk.load_private_key(settings.jwt_private_key, settings.jwt_algorithm, checked=True)
+            signing_kid = jwk.thumbprint(signing_key.public_key())
+            verify[signing_kid] = VerifyKey(settings.jwt_algorithm, signing_key.public_key())
+        for pem in settings.jwt_previous_public_keys:
+            public = jwk.load_public_key(pem)
+            verify.setdefault(jwk.thumbprint(public), VerifyKey(jwk.algorithm_of(public), public))
+        for secret in (settings.jwt_secret, *settings.jwt_previous_secrets):
+            if secret:
+                verify.setdefault(_kid(secret), VerifyKey(HMAC_ALGORITHM, secret))
+        jwks = tuple(jwk.public_jwk(v.key) for v in verify.values() if v.algorithm != HMAC_ALGORITHM)
+        return cls(signing_kid, settings.jwt_algorithm, signing_key, verify, jwks)
 
 
 def _kid(secret: bytes) -> str:
@@ -64,7 +99,7 @@ def issue_access_token(
         "jti": uuid.uuid4().hex,
     }
     return jwt.encode(
-        claims, keys.verify_keys[keys.signing_kid], algorithm=ALGORITHM, headers={"kid": keys.signing_kid}
+        claims, keys.signing_key, algorithm=keys.signing_algorithm, headers={"kid": keys.signing_kid}
     )
 
 
@@ -73,42 +108,96 @@ def _invalid(message: str = "无效的访问令牌") -> ServiceError:
 
 
 def verify_access_token(
-    settings: Settings, keys: KeyRing, token: str, *, allow_expired: bool = False
+    settings: Settings, keys: KeyRing, token: str, *, allow_expired: bool = False, now: float | None = None
 ) -> AccessClaims:
-    """Verify signature, algorithm, kid, iss, aud and required claims; raise TOKEN_INVALID/EXPIRED."""
-    if len(token) > 4096:
-        raise _invalid()
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
-        raise _invalid() from exc
+    """Verify shape, kid, the kid's one algorithm, signature, iss, aud, required claims and times.
+
+    Raises only ServiceError: TOKEN_EXPIRED for a token of ours that is only past `exp`, else
+    TOKEN_INVALID. `iat` or `nbf` more than the leeway in the future is TOKEN_INVALID."""
+    header = _unverified_header(token)
     kid = header.get("kid")
-    if header.get("alg") != ALGORITHM or not isinstance(kid, str) or kid not in keys.verify_keys:
+    key = keys.verify_keys.get(kid) if isinstance(kid, str) else None
+    # The algorithm comes from the key, never from the token: no alg confusion, no `none`.
+    if key is None or header.get("alg") != key.algorithm:
         raise _invalid()
     try:
         claims = jwt.decode(
             token,
-            keys.verify_keys[kid],
-            algorithms=[ALGORITHM],
+            key.key,
+            algorithms=[key.algorithm],
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
-            leeway=settings.jwt_leeway_s,
-            options={"require": list(REQUIRED_CLAIMS), "verify_exp": not allow_expired},
+            # Times are checked below against shared.clock, after everything else.
+            options={
+                "require": list(REQUIRED_CLAIMS),
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
-    except jwt.ExpiredSignatureError as exc:
-        raise ServiceError(Reason.TOKEN_EXPIRED, "访问令牌已过期, 请刷新") from exc
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise _invalid() from exc
+    _check_times(claims, clock.now() if now is None else now, settings.jwt_leeway_s, allow_expired)
     return _claims(claims)
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    # Stricter than PyJWT: three base64url segments, JSON objects without duplicate members (parsers
+    # that keep the first and the last of two "sub" would disagree), and only the header we issue.
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise _invalid()
+    segments = token.split(".")
+    if len(segments) != 3 or not all(_SEGMENT.fullmatch(segment) for segment in segments):
+        raise _invalid()
+    header, _payload = _json_object(segments[0]), _json_object(segments[1])
+    if not set(header) <= _HEADER_MEMBERS or header.get("typ", "JWT") != "JWT":
+        raise _invalid()
+    return header
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate member")
+    return result
+
+
+def _json_object(segment: str) -> dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)).decode("utf-8")
+        value = json.loads(raw, object_pairs_hook=_no_duplicates)
+    except (binascii.Error, ValueError, RecursionError) as exc:
+        raise _invalid() from exc
+    if not isinstance(value, dict):
+        raise _invalid()
+    return value
+
+
+def _whole(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_times(claims: dict[str, Any], now: float, leeway: int, allow_expired: bool) -> None:
+    iat, nbf, exp = claims.get("iat"), claims.get("nbf", 0), claims.get("exp")
+    if not (_whole(iat) and _whole(nbf) and _whole(exp)):
+        raise _invalid()
+    if iat > now + leeway or nbf > now + leeway:
+        # We never issue a token from the future: a forgery or a badly wrong clock, not "refresh".
+        raise _invalid()
+    if not allow_expired and exp <= now - leeway:
+        raise ServiceError(Reason.TOKEN_EXPIRED, "访问令牌已过期, 请刷新")
 
 
 def _claims(claims: dict[str, Any]) -> AccessClaims:
     sub, sid, openid, exp = claims.get("sub"), claims.get("sid"), claims.get("openid"), claims.get("exp")
-    if not (isinstance(sub, str) and sub.isdigit() and len(sub) < 20):
+    # isascii: str.isdigit() also accepts digits of other scripts, which int() would read.
+    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) < 20):
         raise _invalid()
-    if not (isinstance(sid, str) and sid and isinstance(openid, str) and openid):
+    if not (isinstance(sid, str) and 0 < len(sid) <= 128):
         raise _invalid()
-    if not isinstance(exp, int) or isinstance(exp, bool):
+    if not (isinstance(openid, str) and 0 < len(openid) <= 128):
+        raise _invalid()
+    if not _whole(exp):
         raise _invalid()
     return AccessClaims(user_id=int(sub), openid=openid, sid=sid, expires_at=exp)
 

@@ -7,7 +7,9 @@ from pynamodb.expressions.update import Action
 
 from shared.clock import iso_ms, micros
 from shared.crypto import encrypt_at_rest
+from shared.errors import StorageUnavailable
 from shared.models import USER_ID_COUNTER_KEY, CounterModel, UserModel, is_condition_failure, storage_errors
+from shared.ratelimit import Rate, update_within_rate
 
 # WeChat's placeholder for users who shared no nickname: never worth storing over a real one.
 ANONYMOUS_NICKNAME = "微信用户"
@@ -22,10 +24,12 @@ def upsert_on_login(
     avatar: str | None,
     encryption_key: bytes,
     now: float,
+    rate: Rate | None = None,
 ) -> tuple[UserModel, bool]:
     """Create or update the user `openid` at login; answer it and whether this call created it.
 
     Concurrent first logins of one openid all answer the same `id`, and exactly one answers True.
+    With `rate`, the same write takes a token of the openid's login limit (RATE_LIMITED: nothing written).
     """
     stamp = iso_ms(now)
     user = UserModel(openid)
@@ -50,10 +54,10 @@ def upsert_on_login(
         actions.append(UserModel.avatar.set(avatar))
     else:
         actions.append(UserModel.avatar.set(UserModel.avatar | ""))
+    update_within_rate(user, actions, UserModel.login_tat, rate, now)
+    if user.id is not None:
+        return user, False
     with storage_errors():
-        user.update(actions=actions)
-        if user.id is not None:
-            return user, False
         return _assign_id(user, now)
 
 
@@ -67,6 +71,8 @@ def _assign_id(user: UserModel, now: float) -> tuple[UserModel, bool]:
             raise
         # A concurrent first login won the race; its id is the user's. Our counter value is skipped.
         user.refresh(consistent_read=True)
+        if user.id is None:
+            raise StorageUnavailable() from exc  # the condition failed, yet no id is stored: never a token
         return user, False
     return user, True
 
@@ -74,17 +80,57 @@ def _assign_id(user: UserModel, now: float) -> tuple[UserModel, bool]:
 def update_profile(
     user: UserModel, *, nickname: str | None, avatar: str | None, bio: str | None, now: float
 ) -> UserModel:
-    """Overwrite the given profile fields of an existing user and answer the stored result."""
-    actions: list[Action] = [UserModel.updated_at.set(iso_ms(now))]
-    for attribute, value in (
-        (UserModel.nickname, nickname),
-        (UserModel.avatar, avatar),
-        (UserModel.bio, bio),
-    ):
-        if value is not None:
-            actions.append(attribute.set(value))
+    """Overwrite the given profile fields of an existing user and answer the stored result.
+
+    `updated_at` never moves backwards: when a write stamped later than `now` landed first (concurrent
+    PATCHes: each stamps its own clock before writing), ours keeps that stamp.
+    """
+    stamp = iso_ms(now)
+    fields: list[Action] = [
+        attribute.set(value)
+        for attribute, value in (
+            (UserModel.nickname, nickname),
+            (UserModel.avatar, avatar),
+            (UserModel.bio, bio),
+        )
+        if value is not None
+    ]
+    not_later = UserModel.updated_at.does_not_exist() | (UserModel.updated_at <= stamp)
     with storage_errors():
-        user.update(actions=actions, condition=UserModel.openid.exists())
+        try:
+            user.update(
+                actions=[UserModel.updated_at.set(stamp), *fields],
+                condition=UserModel.openid.exists() & not_later,
+            )
+            return user
+        except PynamoDBException as exc:
+            if not is_condition_failure(exc):
+                raise
+        try:
+            if fields:
+                user.update(actions=fields, condition=UserModel.openid.exists())
+            else:
+                user.refresh(consistent_read=True)
+        except UserModel.DoesNotExist:
+            raise StorageUnavailable() from None  # the user vanished under a live session: never expected
+        except PynamoDBException as exc:
+            if not is_condition_failure(exc):
+                raise
+            raise StorageUnavailable() from exc
+    return user
+
+
+def bind_phone(user: UserModel, *, phone_enc: str, phone_masked: str, now: float) -> UserModel:
+    """Store a user's phone number (already encrypted) and its masked form; answers the stored user."""
+    with storage_errors():
+        user.update(
+            actions=[
+                UserModel.phone_enc.set(phone_enc),
+                UserModel.phone_masked.set(phone_masked),
+                UserModel.updated_at.set(iso_ms(now)),
+            ],
+            condition=UserModel.openid.exists(),
+        )
     return user
 
 
@@ -121,5 +167,5 @@ def profile_view(user: UserModel) -> dict[str, object]:
         "following_count": int(user.following_count or 0),
         "favorite_count": int(user.favorite_count or 0),
         "updated_at": user.updated_at or "",
-        "phone_masked": "",
+        "phone_masked": user.phone_masked or "",
     }

@@ -15,6 +15,10 @@ TEST_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
+    # Tests log one user in many times a second: the login limits (tests/integration/test_rate_limits.py
+    # sets its own) must not get in their way.
+    "LOGIN_LIMIT_PER_OPENID": "10000",
+    "LOGIN_FAILURE_LIMIT_PER_IP": "100000",
 }
 os.environ.update(TEST_ENV)
 os.environ.pop("DYNAMODB_ENDPOINT", None)
@@ -42,8 +46,10 @@ def settings() -> Settings:
 @pytest.fixture
 def aws() -> Iterator[None]:
     """Moto's in-memory DynamoDB with the service's tables, fresh for each test."""
+    from local.moto_atomic import make_moto_atomic
     from shared.models import create_tables
 
+    make_moto_atomic()  # each request atomic, as on DynamoDB (concurrency tests rely on it)
     with mock_aws():
         create_tables()
         yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from pathlib import Path
@@ -16,14 +17,18 @@ def _template(name: str) -> dict[str, Any]:
     return copy.deepcopy(event)
 
 
-def _body_and_headers(body: Any, headers: dict[str, str] | None) -> tuple[str | None, dict[str, str]]:
+def _body_and_headers(body: Any, headers: dict[str, str] | None) -> tuple[str | None, dict[str, str], bool]:
+    """The event's body text, headers, and isBase64Encoded: bytes (an upload) travel base64 as on AWS."""
     merged = {"content-type": "application/json", **{k.lower(): v for k, v in (headers or {}).items()}}
     if body is None:
         merged.pop("content-type")
-        return None, merged
+        return None, merged, False
+    if isinstance(body, bytes):
+        merged["content-length"] = str(len(body))
+        return base64.b64encode(body).decode(), merged, True
     text = body if isinstance(body, str) else json.dumps(body)
     merged["content-length"] = str(len(text.encode()))
-    return text, merged
+    return text, merged, False
 
 
 def apigw_v2(
@@ -31,9 +36,9 @@ def apigw_v2(
 ) -> dict[str, Any]:
     """An API Gateway HTTP API (payload 2.0) event."""
     event = _template("apigw_v2_http.json")
-    text, merged = _body_and_headers(body, headers)
+    text, merged, encoded = _body_and_headers(body, headers)
     event["headers"] = _over_template(event["headers"], merged)
-    event.update(rawPath=path, routeKey=f"{method} {path}", body=text, isBase64Encoded=False)
+    event.update(rawPath=path, routeKey=f"{method} {path}", body=text, isBase64Encoded=encoded)
     event["requestContext"].update(routeKey=f"{method} {path}")
     event["requestContext"]["http"].update(method=method, path=path)
     return event
@@ -49,10 +54,10 @@ def apigw_v1(
 ) -> dict[str, Any]:
     """An API Gateway REST API (payload 1.0) event."""
     event = _template("apigw_v1.json")
-    text, merged = _body_and_headers(body, headers)
+    text, merged, encoded = _body_and_headers(body, headers)
     event["headers"] = _over_template(event["headers"], merged)
     event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
-    event.update(resource=path, path=path, httpMethod=method, body=text, isBase64Encoded=False)
+    event.update(resource=path, path=path, httpMethod=method, body=text, isBase64Encoded=encoded)
     event["requestContext"].update(resourcePath=path, httpMethod=method, path=path)
     return event
 
@@ -62,9 +67,9 @@ def tencent(
 ) -> dict[str, Any]:
     """A Tencent Cloud API Gateway trigger event (SCF)."""
     event = _template("tencent_apigw.json")
-    text, merged = _body_and_headers(body, headers)
+    text, merged, encoded = _body_and_headers(body, headers)
     event["headers"] = _over_template(event["headers"], merged)
-    event.update(path=path, httpMethod=method, body=text or "", isBase64Encoded=False)
+    event.update(path=path, httpMethod=method, body=text or "", isBase64Encoded=encoded)
     event["requestContext"].update(path=path, httpMethod=method)
     return event
 

@@ -102,6 +102,27 @@ function createHttpWx() {
         (err) => o.fail({ errMsg: 'request:fail ' + (err.message === 'timeout' ? 'timeout' : err.message) })
       );
     },
+    // wx.uploadFile over real HTTP: the file as multipart field `name`; `data` is handed over as a string.
+    uploadFile(o) {
+      const url = new URL(o.url);
+      const boundary = '----wxupload' + Date.now().toString(16);
+      const head =
+        '--' + boundary + '\r\nContent-Disposition: form-data; name="' + o.name + '"; filename="' +
+        path.basename(o.filePath) + '"\r\nContent-Type: application/octet-stream\r\n\r\n';
+      const body = Buffer.concat([Buffer.from(head), fs.readFileSync(o.filePath), Buffer.from('\r\n--' + boundary + '--\r\n')]);
+      const headers = Object.assign({}, o.header, { 'content-type': 'multipart/form-data; boundary=' + boundary });
+      const entry = { method: 'POST', path: url.pathname, statusCode: 0, body: undefined };
+      wx.log.push(entry);
+      httpCall(url, { method: 'POST', headers: headers, body: body, timeout: o.timeout }).then(
+        (res) => {
+          entry.statusCode = res.statusCode;
+          entry.body = res.body;
+          const data = typeof res.body === 'string' ? res.body : JSON.stringify(res.body);
+          o.success({ statusCode: res.statusCode, data: data, errMsg: 'uploadFile:ok' });
+        },
+        (err) => o.fail({ errMsg: 'uploadFile:fail ' + err.message })
+      );
+    },
     getStorageSync: (key) => (storage.has(key) ? storage.get(key) : ''),
     setStorageSync: (key, value) => storage.set(key, value),
     removeStorageSync: (key) => storage.delete(key),
@@ -311,6 +332,28 @@ test('e2e: the library against the local server and a fake WeChat', { timeout: 1
       assert.equal(profile.nickname, 'Alice2');
       assert.equal(profile.bio, 'cooks');
       assert.equal(lib.getLocalUserInfo().nickname, 'Alice2');
+    });
+
+    await t.test('uploadAvatar stores the image and the server serves it back', async () => {
+      const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'wx-avatar-'));
+      const png = path.join(dir, 'tmp_avatar.png');
+      // A 1x1 PNG, as chooseAvatar would leave a temp file on the phone.
+      fs.writeFileSync(png, Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64'));
+      const profile = await lib.uploadAvatar(png);
+      assert.ok(profile.avatar.startsWith(baseURL + '/local-avatars/avatars/'), profile.avatar);
+      assert.equal(lib.getLocalUserInfo().avatar, profile.avatar);
+      assert.equal((await httpCall(profile.avatar)).statusCode, 200);
+
+      const html = path.join(dir, 'innocent.png');
+      fs.writeFileSync(html, '<html><script>alert(1)</script></html>');
+      await assert.rejects(lib.uploadAvatar(html), { status: 400, reason: 'CONTENT_REJECTED' });
+      assert.equal(lib.getLocalUserInfo().avatar, profile.avatar);
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    await t.test('a nickname the content check rejects is CONTENT_REJECTED and not saved', async () => {
+      await assert.rejects(lib.updateProfile({ nickname: '含违禁词的昵称' }), { status: 400, reason: 'CONTENT_REJECTED' });
+      assert.equal((await lib.request({ url: '/api/v1/user/profile' })).nickname, 'Alice2');
     });
 
     await t.test('logout: local state cleared, and the old token is SESSION_REVOKED', async () => {

@@ -87,6 +87,35 @@ function createFakeWx(options) {
       });
     },
 
+    // wx.uploadFile: routed like a POST; the answer's `data` reaches the page as a string, as on a phone.
+    uploadFile(o) {
+      const url = new URL(o.url);
+      const req = {
+        url: o.url,
+        origin: url.origin,
+        path: url.pathname,
+        method: 'POST',
+        header: o.header || {},
+        filePath: o.filePath,
+        name: o.name,
+        formData: o.formData,
+        timeout: o.timeout,
+        upload: true,
+      };
+      calls.requests.push(req);
+      const handler = fake.routes['POST ' + req.path];
+      const answer = handler ? handler(req) : failure(404, 'NOT_FOUND');
+      Promise.resolve(answer).then((res) => {
+        setTimeout(() => {
+          if (res.fail) o.fail({ errMsg: res.fail });
+          else {
+            const data = typeof res.data === 'string' ? res.data : JSON.stringify(res.data);
+            o.success({ statusCode: res.statusCode, data: data, errMsg: 'uploadFile:ok' });
+          }
+        }, fake.delay);
+      });
+    },
+
     getStorageSync(key) {
       return storage.has(key) ? storage.get(key) : '';
     },
@@ -121,6 +150,8 @@ function createBackend() {
   const sessions = new Map(); // access token -> { live, expired, refresh }
   const backend = {
     nickname: '',
+    avatar: '',
+    uploads: 0,
     logins: 0,
     lastLoginBody: null,
     issue() {
@@ -160,7 +191,7 @@ function createBackend() {
               id: 1,
               openid: 'oALICE',
               nickname: backend.nickname,
-              avatar: '',
+              avatar: backend.avatar,
               created_at: '2026-01-01T12:00:00.000Z',
             },
           })
@@ -192,11 +223,23 @@ function createBackend() {
         if (!s.live) return failure(401, 'SESSION_REVOKED');
         return envelope({ id: 1, openid: 'oALICE', nickname: backend.nickname, token: token });
       },
+      'POST /api/v1/user/avatar': (req) => {
+        const token = backend.bearer(req);
+        if (!token) return failure(401, 'TOKEN_MISSING');
+        const s = sessions.get(token);
+        if (!s) return failure(401, 'TOKEN_INVALID');
+        if (s.expired) return failure(401, 'TOKEN_EXPIRED');
+        if (!s.live) return failure(401, 'SESSION_REVOKED');
+        if (!req.upload || req.name !== 'file' || !req.filePath) return failure(400, 'INVALID_REQUEST');
+        backend.uploads += 1;
+        backend.avatar = 'https://cdn.test/avatars/' + backend.uploads + '.jpg';
+        return envelope({ id: 1, openid: 'oALICE', nickname: backend.nickname, avatar: backend.avatar, bio: '' });
+      },
       'PATCH /api/v1/user/profile': (req) => {
         const s = sessions.get(backend.bearer(req));
         if (!s || !s.live) return failure(401, 'SESSION_REVOKED');
         if (req.data.nickname) backend.nickname = req.data.nickname;
-        return envelope({ id: 1, openid: 'oALICE', nickname: backend.nickname, avatar: '', bio: '' });
+        return envelope({ id: 1, openid: 'oALICE', nickname: backend.nickname, avatar: backend.avatar, bio: '' });
       },
     },
   };
@@ -229,4 +272,22 @@ function storeSession(wx, backend, prefix) {
   return tokens;
 }
 
-module.exports = { LIBRARY, BASE_URL, envelope, failure, tick, createFakeWx, createBackend, setup, storeSession };
+/**
+ * Loads a page module with a fake Page() (after setup(), so it shares that fresh library) and
+ * returns a page instance whose setData merges into `data`.
+ */
+function loadPage(pagePath) {
+  let definition;
+  globalThis.Page = (def) => {
+    definition = def;
+  };
+  delete require.cache[pagePath];
+  require(pagePath);
+  const page = Object.assign({}, definition, { data: JSON.parse(JSON.stringify(definition.data)) });
+  page.setData = function (patch) {
+    Object.assign(this.data, patch);
+  };
+  return page;
+}
+
+module.exports = { LIBRARY, BASE_URL, envelope, failure, tick, createFakeWx, createBackend, setup, storeSession, loadPage };

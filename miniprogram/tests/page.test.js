@@ -4,25 +4,16 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { setup, failure, storeSession } = require('./fake-wx.js');
+const { setup, failure, storeSession, loadPage: loadPageAt } = require('./fake-wx.js');
 
 const PAGE = path.resolve(__dirname, '../pages/login/login.js');
 const PATCH = 'PATCH /api/v1/user/profile';
 const LOGIN = 'POST /api/v1/auth/wx-login';
+const AVATAR = 'POST /api/v1/user/avatar';
 
-/** Loads the page module (after setup(), so it shares that fresh library) and returns a page instance. */
+/** The login page (after setup(), so it shares that fresh library). */
 function loadPage() {
-  let definition;
-  globalThis.Page = (def) => {
-    definition = def;
-  };
-  delete require.cache[PAGE];
-  require(PAGE);
-  const page = Object.assign({}, definition, { data: JSON.parse(JSON.stringify(definition.data)) });
-  page.setData = function (patch) {
-    Object.assign(this.data, patch);
-  };
-  return page;
+  return loadPageAt(PAGE);
 }
 
 function submit(page, nickname) {
@@ -85,15 +76,52 @@ test('a nickname the server rejects: logged in anyway, and told why', async () =
   assert.equal(wx.storage.get('access_token'), 'access-1');
 });
 
-test('the chosen avatar is kept as a local preview and never sent as avatarUrl', async () => {
+test('the chosen avatar is uploaded after login, never sent as avatarUrl', async () => {
   const { wx, backend } = setup();
   const page = loadPage();
   page.onChooseAvatar({ detail: { avatarUrl: 'http://tmp/avatar.jpeg' } });
   assert.equal(page.data.avatarPreview, 'http://tmp/avatar.jpeg');
-  await submit(page, '');
+  await submit(page, '张三');
   assert.deepEqual(Object.keys(backend.lastLoginBody), ['code']);
-  assert.equal(page.data.avatarPreview, 'http://tmp/avatar.jpeg');
-  assert.equal(wx.requestsTo(PATCH).length, 0);
+  const [upload] = wx.requestsTo(AVATAR);
+  assert.equal(upload.filePath, 'http://tmp/avatar.jpeg');
+  assert.equal(upload.name, 'file');
+  assert.equal(upload.header.Authorization, 'Bearer access-1');
+  // The preview now shows the server's copy, and the nickname was saved too.
+  assert.equal(page.data.avatarPreview, 'https://cdn.test/avatars/1.jpg');
+  assert.equal(page.data.user.avatar, 'https://cdn.test/avatars/1.jpg');
+  assert.equal(page.data.user.nickname, '张三');
+  assert.equal(wx.storage.get('user_info').avatar, 'https://cdn.test/avatars/1.jpg');
+  assert.equal(wx.calls.toasts[0].title, '登录成功');
+});
+
+test('no avatar chosen: nothing is uploaded', async () => {
+  const { wx } = setup();
+  const page = loadPage();
+  await submit(page, '张三');
+  assert.equal(wx.requestsTo(AVATAR).length, 0);
+});
+
+test('an avatar the server rejects: the nickname is still saved, and the toast says it was the picture', async () => {
+  const { wx, backend } = setup({ routes: { [AVATAR]: () => failure(400, 'CONTENT_REJECTED') } });
+  const page = loadPage();
+  page.onChooseAvatar({ detail: { avatarUrl: 'wxfile://tmp_1.gif' } });
+  await submit(page, '张三');
+  assert.equal(wx.requestsTo(AVATAR).length, 1);
+  assert.equal(backend.nickname, '张三');
+  assert.equal(page.data.user.nickname, '张三');
+  assert.equal(page.data.loggingIn, false);
+  assert.deepEqual(wx.calls.ui, ['showLoading', 'hideLoading', 'showToast']);
+  assert.equal(wx.calls.toasts[0].title, '头像图片无法使用，请换一张（JPEG、PNG 或 WebP）');
+});
+
+test('a too large avatar gets its own message', async () => {
+  const { wx } = setup({ routes: { [AVATAR]: () => failure(413, 'PAYLOAD_TOO_LARGE') } });
+  const page = loadPage();
+  page.onChooseAvatar({ detail: { avatarUrl: 'http://tmp/huge.jpeg' } });
+  await submit(page, '');
+  assert.equal(wx.calls.toasts[0].title, '头像图片太大，请换一张（最大 2 MB）');
+  assert.equal(page.data.user.openid, 'oALICE');
 });
 
 test('onLoad shows a stored login, and logout clears it', async () => {

@@ -102,7 +102,7 @@ function getRefreshToken() {
 
 /**
  * Turns a raw HTTP answer into the envelope's `data`, or throws an AuthError.
- * Shared by wx.request and (later) wx.uploadFile, whose `data` is a string.
+ * Shared by wx.request and wx.uploadFile, whose `data` is a string.
  */
 function parseResponse(statusCode, body) {
   if (typeof body === 'string') {
@@ -162,6 +162,39 @@ function callApi(call) {
   });
 }
 
+/**
+ * One wx.uploadFile to the API, no retries: resolves the envelope's `data`.
+ * Its answer's `data` is the body as a string; parseResponse decodes it.
+ *
+ * @param {{path: string, filePath: string, name: string, token?: string}} call
+ */
+function uploadToApi(call) {
+  return new Promise(function (resolve, reject) {
+    if (!config.baseURL) {
+      throw new TypeError('wechat-login: call configure({ baseURL }) first');
+    }
+    const header = {};
+    if (call.token) header.Authorization = 'Bearer ' + call.token;
+    wx.uploadFile({
+      url: config.baseURL + call.path,
+      filePath: call.filePath,
+      name: call.name,
+      header: header,
+      timeout: config.timeout,
+      success: function (res) {
+        try {
+          resolve(parseResponse(res.statusCode, res.data));
+        } catch (err) {
+          reject(err);
+        }
+      },
+      fail: function (err) {
+        reject(wxFailure(err));
+      },
+    });
+  });
+}
+
 // ---------------------------------------------------------------------------
 // Login
 // ---------------------------------------------------------------------------
@@ -189,6 +222,7 @@ function loginBody(code, opts) {
   if (typeof opts.avatarUrl === 'string' && opts.avatarUrl.indexOf('https://') === 0) {
     body.avatarUrl = opts.avatarUrl;
   }
+  if (typeof opts.phoneCode === 'string' && opts.phoneCode) body.phoneCode = opts.phoneCode;
   return body;
 }
 
@@ -201,8 +235,13 @@ function doLogin(opts) {
     .then(function (data) {
       writeStorage('access_token', data.access_token);
       writeStorage('refresh_token', data.refresh_token);
-      writeStorage('user_info', data.user);
-      return { user: data.user, isNewUser: !!data.is_new_user };
+      const user = data.phone_masked ? Object.assign({}, data.user, { phone_masked: data.phone_masked }) : data.user;
+      writeStorage('user_info', user);
+      const result = { user: user, isNewUser: !!data.is_new_user };
+      // Only with opts.phoneCode: the phone was bound (masked number) or why it was not.
+      if (data.phone_masked) result.phoneMasked = data.phone_masked;
+      if (data.phone_error) result.phoneError = data.phone_error;
+      return result;
     });
 }
 
@@ -210,8 +249,12 @@ function doLogin(opts) {
  * Logs in with wx.login() and POST /api/v1/auth/wx-login, and stores the tokens and user.
  * Concurrent calls share one login; the first call's nickName/avatarUrl are the ones sent.
  *
- * @param {{nickName?: string, avatarUrl?: string}} [opts]
- * @returns {Promise<{user: Object, isNewUser: boolean}>}
+ * With opts.phoneCode (e.detail.code of a getPhoneNumber button) the same request binds the
+ * phone: the result then carries phoneMasked ("138****8000"), or phoneError (the server's
+ * reason, e.g. PHONE_CODE_INVALID) when the login succeeded but the binding did not.
+ *
+ * @param {{nickName?: string, avatarUrl?: string, phoneCode?: string}} [opts]
+ * @returns {Promise<{user: Object, isNewUser: boolean, phoneMasked?: string, phoneError?: string}>}
  */
 function wechatLogin(opts) {
   if (!loginInFlight) {
@@ -440,6 +483,88 @@ function updateProfile(fields) {
   });
 }
 
+/**
+ * Uploads a new avatar (POST /api/v1/user/avatar, multipart field "file") and
+ * refreshes the stored user. Give it the temp path from
+ * <button open-type="chooseAvatar"> (e.detail.avatarUrl). Recovers from
+ * TOKEN_EXPIRED / SESSION_REVOKED like request(). The server answers
+ * CONTENT_REJECTED for anything but a JPEG, PNG or WebP, PAYLOAD_TOO_LARGE over 2 MiB.
+ *
+ * @param {string} tempFilePath
+ * @returns {Promise<Object>} the updated profile; its `avatar` is the image's https URL
+ */
+function uploadAvatar(tempFilePath) {
+  if (typeof tempFilePath !== 'string' || !tempFilePath) {
+    return Promise.reject(new AuthError(0, 'INVALID_REQUEST', 'uploadAvatar needs the temp file path from chooseAvatar'));
+  }
+  return withSession(function (token) {
+    return uploadToApi({ path: API + '/user/avatar', filePath: tempFilePath, name: 'file', token: token });
+  }).then(function (profile) {
+    writeStorage('user_info', Object.assign({}, getLocalUserInfo(), profile));
+    return profile;
+  });
+}
+
+// HTTP status of a phone_error that wx-login reported in its (successful) answer.
+const PHONE_ERROR_STATUS = { PHONE_CODE_INVALID: 400, WECHAT_RATE_LIMITED: 429, WECHAT_UNAVAILABLE: 503 };
+
+function rememberPhone(masked) {
+  const user = getLocalUserInfo();
+  if (user) writeStorage('user_info', Object.assign({}, user, { phone_masked: masked }));
+}
+
+/**
+ * Binds the user's phone number from the event of
+ * <button open-type="getPhoneNumber" bindgetphonenumber="...">. Pass the event as is.
+ *
+ * - Not logged in and the event has a code: one tap logs in and binds (wx-login with phoneCode);
+ *   resolves { masked, user, isNewUser }. If the login succeeds but WeChat rejects the phone
+ *   code, the user stays logged in and the promise rejects with that reason.
+ * - Logged in: POST /api/v1/auth/phone with e.detail.code, or with e.detail.encryptedData + iv on
+ *   base libraries before 2.21.2 (decrypted with the session_key of the latest wx.login, so call
+ *   nothing that runs wx.login between the tap and this call); resolves the server's
+ *   { phone_number, pure_phone_number, country_code, masked }. Recovers from TOKEN_EXPIRED and
+ *   SESSION_REVOKED like request().
+ *
+ * The stored user gains phone_masked. Rejects AuthError(0, 'PHONE_DENIED') when the user declined
+ * (or the phone gave no number), and the server's reason otherwise: PHONE_CODE_INVALID,
+ * DECRYPT_FAILED (log in again, then ask for the number again), WECHAT_UNAVAILABLE, ...
+ *
+ * @param {{detail: {errMsg?: string, code?: string, encryptedData?: string, iv?: string}}} e
+ * @returns {Promise<Object>} always with `masked`
+ */
+function bindPhone(e) {
+  const detail = (e && e.detail) || {};
+  const errMsg = typeof detail.errMsg === 'string' ? detail.errMsg : '';
+  const code = typeof detail.code === 'string' ? detail.code : '';
+  const legacy = typeof detail.encryptedData === 'string' && detail.encryptedData && typeof detail.iv === 'string';
+  if (!/:ok$/.test(errMsg) || !(code || legacy)) {
+    return Promise.reject(new AuthError(0, 'PHONE_DENIED', errMsg || 'getPhoneNumber gave no phone number'));
+  }
+  if (code && !getLocalToken() && !loginInFlight) {
+    return wechatLogin({ phoneCode: code }).then(function (result) {
+      if (result.phoneError) {
+        const status = PHONE_ERROR_STATUS[result.phoneError] || 500;
+        throw new AuthError(status, result.phoneError, 'logged in, but the phone number was not bound');
+      }
+      return { masked: result.phoneMasked, user: result.user, isNewUser: result.isNewUser };
+    });
+  }
+  const body = code ? { code: code } : { encryptedData: detail.encryptedData, iv: detail.iv };
+  // Not logged in yet (legacy data, or a login already in flight): bind once that login is done.
+  const ready = getLocalToken() ? Promise.resolve() : ensureLogin();
+  return ready
+    .then(function () {
+      return withSession(function (token) {
+        return callApi({ path: API + '/auth/phone', method: 'POST', data: body, token: token });
+      });
+    })
+    .then(function (phone) {
+      rememberPhone(phone.masked);
+      return phone;
+    });
+}
+
 module.exports = {
   AuthError: AuthError,
   configure: configure,
@@ -452,4 +577,6 @@ module.exports = {
   getLocalToken: getLocalToken,
   getLocalUserInfo: getLocalUserInfo,
   updateProfile: updateProfile,
+  uploadAvatar: uploadAvatar,
+  bindPhone: bindPhone,
 };

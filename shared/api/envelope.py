@@ -12,10 +12,10 @@ from shared import clock
 from shared.errors import Reason
 
 
-def success(data: Any, message: str = "success") -> JSONResponse:
-    """HTTP 200 with `data` in the envelope."""
+def success(data: Any, message: str = "success", *, extra: Mapping[str, Any] | None = None) -> JSONResponse:
+    """HTTP 200 with `data` in the envelope; `extra` top-level members come first (a JWK Set's `keys`)."""
     body = {"code": 200, "message": message, "data": data, "timestamp": clock.iso_ms(clock.now())}
-    return JSONResponse(body)
+    return JSONResponse({**(extra or {}), **body})
 
 
 def error_body(reason: Reason, message: str) -> dict[str, Any]:

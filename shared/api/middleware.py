@@ -1,23 +1,31 @@
-"""ASGI middleware: request ids, the body-size limit, refusing to serve when misconfigured,
-and the last-resort INTERNAL_ERROR answer."""
+"""ASGI middleware: request ids, the access log, the body-size limit, refusing to serve when
+misconfigured, and the last-resort INTERNAL_ERROR answer."""
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.api.access_log import log_access
 from shared.api.envelope import error_body
 from shared.errors import Reason, ServerMisconfigured
+from shared.logs import request_context
 from shared.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
 JSON_BODY_LIMIT = 16 * 1024
+
+
+def _too_large_message(limit: int) -> str:
+    return f"请求体过大 (上限 {limit // 1024} KiB)"
 
 
 async def _send_envelope(send: Send, reason: Reason, message: str, request_id: str) -> None:
@@ -40,9 +48,16 @@ def _request_id(scope: Scope) -> str:
 class GuardMiddleware:
     """Outermost layer: tags the request with an id and answers in the envelope whatever happens below."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int = JSON_BODY_LIMIT) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int = JSON_BODY_LIMIT,
+        path_limits: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Routes that take more than JSON (an upload): their own limit, by exact path.
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,13 +65,31 @@ class GuardMiddleware:
             return
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
+        arrived = time.perf_counter()
+        status = 500
+
+        async def status_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        # Every log line of the request carries its id; the access line comes last, whatever happened.
+        with request_context(request_id):
+            try:
+                await self._guard(scope, receive, status_send, request_id)
+            finally:
+                log_access(scope, status, arrived)
+
+    async def _guard(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         settings = get_settings()
         if settings.problems:
             error = ServerMisconfigured(list(settings.problems))
             await _send_envelope(send, error.reason, error.message, request_id)
             return
-        if self._declared_length(scope) > self.max_body_bytes:
-            await _send_envelope(send, Reason.PAYLOAD_TOO_LARGE, self._too_large_message(), request_id)
+        limit = self.path_limits.get(scope.get("path", ""), self.max_body_bytes)
+        if self._declared_length(scope) > limit:
+            await _send_envelope(send, Reason.PAYLOAD_TOO_LARGE, _too_large_message(limit), request_id)
             return
 
         started = False
@@ -67,9 +100,9 @@ class GuardMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     # An HTTPException passes through FastAPI's body parsing to the error handlers.
-                    raise HTTPException(413, self._too_large_message())
+                    raise HTTPException(413, _too_large_message(limit))
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -87,9 +120,6 @@ class GuardMiddleware:
                 await _send_envelope(
                     send, Reason.INTERNAL_ERROR, f"服务器内部错误 (请求 ID: {request_id})", request_id
                 )
-
-    def _too_large_message(self) -> str:
-        return f"请求体过大 (上限 {self.max_body_bytes // 1024} KiB)"
 
     @staticmethod
     def _declared_length(scope: Scope) -> int:

@@ -6,7 +6,7 @@ import re
 from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 _CODE = re.compile(r"[\x21-\x7e]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -39,11 +39,19 @@ def _code(value: str) -> str:
     return value
 
 
-HttpsUrl = Annotated[str, AfterValidator(_https_url)]
-Code = Annotated[str, AfterValidator(_code)]
-Nickname = Annotated[str, _text(50, min_length=1)]
-LoginNickname = Annotated[str, _text(50)]
-Bio = Annotated[str, _text(200)]
+def _documented(**schema: Any) -> WithJsonSchema:
+    # The OpenAPI schema says what the validators check, for generated clients and for fuzzers.
+    return WithJsonSchema({"type": "string", **schema})
+
+
+_TEXT = "[^\\x00-\\x1f\\x7f]"  # no control characters
+HttpsUrl = Annotated[
+    str, AfterValidator(_https_url), _documented(maxLength=255, pattern="^https://[^\\s\\x00-\\x1f\\x7f]+$")
+]
+Code = Annotated[str, AfterValidator(_code), _documented(maxLength=128, pattern="^[!-~]{1,128}$")]
+Nickname = Annotated[str, _text(50, min_length=1), _documented(maxLength=50, pattern=f"^{_TEXT}+$")]
+LoginNickname = Annotated[str, _text(50), _documented(maxLength=50, pattern=f"^{_TEXT}*$")]
+Bio = Annotated[str, _text(200), _documented(maxLength=200, pattern=f"^{_TEXT}*$")]
 
 
 class StrictModel(BaseModel):
@@ -56,6 +64,9 @@ class LoginRequest(StrictModel):
     code: Code = Field(description="The one-time code from wx.login()")
     nickName: LoginNickname | None = Field(default=None, description="Optional, at most 50 characters")
     avatarUrl: HttpsUrl | None = Field(default=None, description="Optional https:// URL, at most 255")
+    phoneCode: Code | None = Field(
+        default=None, description="Optional code from <button open-type=getPhoneNumber>: also binds the phone"
+    )
 
 
 class RefreshRequest(StrictModel):
@@ -135,10 +146,36 @@ class TokenPairData(AccessTokenData):
 class LoginData(TokenPairData):
     is_new_user: bool
     user: UserSummary
+    phone_masked: str | None = Field(default=None, description="With phoneCode, once the phone is bound")
+    phone_error: str | None = Field(
+        default=None, description="With phoneCode, when binding failed (PHONE_CODE_INVALID, ...)"
+    )
 
 
 class MessageData(BaseModel):
     message: str
+
+
+class PublicJwk(BaseModel):
+    kty: str = Field(description="`RSA` or `EC`")
+    kid: str = Field(description="RFC 7638 SHA-256 thumbprint of the key, as in the tokens' `kid`")
+    use: str = "sig"
+    alg: str = Field(description="`RS256` or `ES256`: the only algorithm this key verifies")
+    n: str | None = Field(default=None, description="RSA modulus")
+    e: str | None = Field(default=None, description="RSA exponent")
+    crv: str | None = Field(default=None, description="`P-256`")
+    x: str | None = None
+    y: str | None = None
+
+
+class JwkSet(BaseModel):
+    keys: list[PublicJwk]
+
+
+class JwksEnvelope(Envelope[JwkSet]):
+    """The envelope, plus the JWK Set's `keys` at the top level for standard JWKS clients."""
+
+    keys: list[PublicJwk]
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

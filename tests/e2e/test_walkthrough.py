@@ -4,6 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from local.dev_stats import STATS_PATH
 from local.wechat_sim import openid_for
 
 
@@ -46,10 +47,13 @@ def test_concurrent_first_logins_over_http_create_one_user(dev_server):
     def attempt(i):
         return call(dev_server, "POST", "/auth/wx-login", json={"code": f"crowd.{i}"}).json()["data"]
 
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        answers = list(pool.map(attempt, range(20)))
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(attempt, range(50)))
     assert len({a["user"]["id"] for a in answers}) == 1
     assert sum(a["is_new_user"] for a in answers) == 1
+    # In storage too (the dev server's local-only stats): one user, and each answer's session stored.
+    stored = httpx.get(f"{dev_server.url}{STATS_PATH}", timeout=15).json()["users"][openid_for("crowd")]
+    assert stored == {"id": answers[0]["user"]["id"], "sessions": 50, "live": 50}
 
 
 def test_concurrent_refreshes_with_one_token_all_end_on_the_same_token(dev_server):
@@ -58,8 +62,8 @@ def test_concurrent_refreshes_with_one_token_all_end_on_the_same_token(dev_serve
     def attempt(_):
         return call(dev_server, "POST", "/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
 
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        answers = list(pool.map(attempt, range(10)))
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(attempt, range(50)))
     assert all(answer.status_code == 200 for answer in answers), [a.text for a in answers]
     assert len({answer.json()["data"]["refresh_token"] for answer in answers}) == 1
     assert (

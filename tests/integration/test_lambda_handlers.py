@@ -17,9 +17,12 @@ def functions(aws, wechat):
         name: importlib.import_module(f"functions.{name}")
         for name in ("login", "refresh", "logout", "profile")
     }
-    modules["login"].app.dependency_overrides[wechat_client] = lambda: wechat
+    # The profile function calls WeChat too, for PATCH only (content security; imported lazily).
+    for name in ("login", "profile"):
+        modules[name].app.dependency_overrides[wechat_client] = lambda: wechat
     yield modules
-    modules["login"].app.dependency_overrides.clear()
+    for name in ("login", "profile"):
+        modules[name].app.dependency_overrides.clear()
 
 
 @pytest.mark.parametrize("build", EVENT_BUILDERS, ids=["v1", "v2"])

@@ -129,10 +129,12 @@ def test_wechat_errcodes_answer_the_contract_reasons(client):
     assert invalid["error"] == "Unauthorized"
 
 
-def test_a_used_code_is_rejected_by_wechat(client):
+def test_a_used_code_is_rejected_by_wechat_after_the_retry_window(client, frozen_clock):
     assert client.post("/api/v1/auth/wx-login", json={"code": "dave.1"}).status_code == 200
+    frozen_clock.advance(301)  # within 5 minutes it is a client retry (test_login_replay.py)
     again = client.post("/api/v1/auth/wx-login", json={"code": "dave.1"})
     assert again.status_code == 401 and again.json()["reason"] == "WECHAT_CODE_INVALID"
+    assert "错误码: 40163" in again.json()["message"]
 
 
 def test_busy_wechat_is_retried_transparently(client):
@@ -146,7 +148,8 @@ def test_concurrent_first_logins_create_one_user(client, settings):
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         answers = list(pool.map(attempt, range(24)))
-    assert {a["user"]["id"] for a in answers} == {1}
+    # One id for all; racers that lost may have drawn (and skipped) counter values, so not always 1.
+    assert len({a["user"]["id"] for a in answers}) == 1 and answers[0]["user"]["id"] >= 1
     assert sum(a["is_new_user"] for a in answers) == 1
     users = [item for item in scan(settings.users_table) if item["openid"]["S"].startswith("sim-")]
     assert len(users) == 1

@@ -61,3 +61,28 @@ def test_secret_is_the_utf8_bytes_as_given_and_previous_secrets_are_split():
 def test_secrets_never_appear_in_repr():
     text = repr(load_settings(GOOD_PROD))
     assert "s3cret-value" not in text and "x" * 32 not in text and KEY not in text
+
+
+def test_process_settings_are_cached_but_a_misconfigured_instance_looks_again(monkeypatch, caplog):
+    import shared.settings as module
+
+    clock = [1000.0]
+    monkeypatch.setattr("shared.settings.time.monotonic", lambda: clock[0])
+    for name, value in GOOD_PROD.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("JWT_SECRET")
+    module.reset_settings_cache()
+    try:
+        first = module.get_settings()
+        assert first.problems == ("JWT_SECRET",)
+        monkeypatch.setenv("JWT_SECRET", "y" * 32)  # e.g. SSM reachable again
+        assert module.get_settings() is first  # not before the retry interval
+        clock[0] += module.RETRY_PROBLEMS_AFTER_S + 1
+        healthy = module.get_settings()
+        assert healthy.problems == ()
+        monkeypatch.setenv("JWT_SECRET", "short")
+        clock[0] += 3600
+        assert module.get_settings() is healthy  # a healthy instance never re-reads
+        assert caplog.text.count("server misconfigured: JWT_SECRET") == 1
+    finally:
+        module.reset_settings_cache()

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from shared.api.client_ip import ClientIp
 from shared.api.deps import SettingsDep
 from shared.api.envelope import success
 from shared.api.schemas import ERROR_RESPONSES, Envelope, LoginData, LoginRequest
+from shared.api.wechat_deps import AccessTokensDep, wechat_client
 from shared.login import login
-from shared.settings import get_settings
 from shared.wechat import WeChatClient
 
+__all__ = ["router", "wechat_client"]
+
 router = APIRouter(tags=["auth"])
-
-
-@lru_cache(maxsize=1)
-def wechat_client() -> WeChatClient:
-    """One WeChat client per process, reused across invocations (connection pooling)."""
-    return WeChatClient(get_settings())
 
 
 @router.post("/auth/wx-login", response_model=Envelope[LoginData], responses=ERROR_RESPONSES)
@@ -29,6 +25,22 @@ def wx_login(
     body: LoginRequest,
     settings: SettingsDep,
     wechat: Annotated[WeChatClient, Depends(wechat_client)],
+    tokens: AccessTokensDep,
+    ip: ClientIp,
 ) -> JSONResponse:
-    """Log in with the code from `wx.login()`; answers our access and refresh tokens."""
-    return success(login(settings, wechat, code=body.code, nickname=body.nickName, avatar=body.avatarUrl))
+    """Log in with the code from `wx.login()`; answers our access and refresh tokens.
+
+    With `phoneCode` the phone is bound in the same tap; if that fails the login still succeeds and
+    `data.phone_error` says why (e.g. PHONE_CODE_INVALID).
+    """
+    answer = login(
+        settings,
+        wechat,
+        code=body.code,
+        nickname=body.nickName,
+        avatar=body.avatarUrl,
+        phone_code=body.phoneCode,
+        tokens=tokens,
+        client_ip=ip,
+    )
+    return success(answer)

@@ -7,14 +7,25 @@ from fastapi.responses import JSONResponse
 
 from shared.api.deps import OptionalBearerToken, SettingsDep
 from shared.api.envelope import success
-from shared.api.schemas import ERROR_RESPONSES, Envelope, RefreshRequest, TokenPairData
+from shared.api.schemas import (
+    ERROR_RESPONSES,
+    AccessTokenData,
+    Envelope,
+    RefreshRequest,
+    TokenPairData,
+)
 from shared.auth import refresh_with_access_token, refresh_with_refresh_token
 from shared.errors import Reason, ServiceError
 
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/auth/refresh", response_model=Envelope[TokenPairData], responses=ERROR_RESPONSES)
+# A refresh token in the body answers a new pair; a bearer access token alone, a new access token.
+@router.post(
+    "/auth/refresh",
+    response_model=Envelope[TokenPairData | AccessTokenData],
+    responses=ERROR_RESPONSES,
+)
 def refresh(
     settings: SettingsDep, access_token: OptionalBearerToken, body: RefreshRequest | None = None
 ) -> JSONResponse:

@@ -1,0 +1,95 @@
+"""Runs one unpacked Lambda artifact in a clean interpreter, like the Lambda runtime does.
+
+Started as `python3.X -I -S worker.py <artifact dir> <handler>` by tests/package/test_smoke.py:
+`-I` ignores every PYTHON* variable and the user's site-packages and does not put this file's
+directory on sys.path, `-S` skips site-packages altogether. So sys.path is the artifact directory
+plus the standard library, nothing else: an import that the artifact cannot satisfy fails here as
+it would on Lambda. Standard library only in this file, for that reason.
+
+Protocol: one JSON line per event on stdin; one line per answer on stdout, prefixed with MARK
+(the app may print to stdout too). The first answer reports the cold start; the event
+`{"inspect": true}` answers where every loaded module came from.
+"""
+
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+MARK = "@@worker@@ "
+
+
+def reply(message: dict[str, Any]) -> None:
+    sys.stdout.write(MARK + json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def foreign_modules(artifact: str) -> list[str]:
+    """Modules loaded from neither the artifact nor the standard library."""
+    roots = tuple(os.path.join(p, "") for p in sys.path if p)  # the artifact and the stdlib
+    foreign = []
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None)
+        if name == "__main__" or not origin or origin.startswith(roots):
+            continue
+        foreign.append(f"{name}: {origin}")
+    return sorted(foreign)
+
+
+def context(function_name: str) -> Any:
+    deadline = time.monotonic() + 12
+    return SimpleNamespace(
+        aws_request_id=str(uuid.uuid4()),
+        function_name=function_name,
+        function_version="$LATEST",
+        invoked_function_arn=f"arn:aws:lambda:ap-east-1:123456789012:function:{function_name}",
+        memory_limit_in_mb=512,
+        log_group_name=f"/aws/lambda/{function_name}",
+        log_stream_name="smoke",
+        identity=None,
+        client_context=None,
+        get_remaining_time_in_millis=lambda: int((deadline - time.monotonic()) * 1000),
+    )
+
+
+def main() -> int:
+    artifact, handler_name = sys.argv[1], sys.argv[2]
+    sys.path.insert(0, artifact)
+    module_name, attribute = handler_name.rsplit(".", 1)
+    started = time.perf_counter()
+    try:
+        handler = getattr(importlib.import_module(module_name.replace("/", ".")), attribute)
+    except BaseException:
+        reply({"ready": False, "error": traceback.format_exc()})
+        return 1
+    reply(
+        {
+            "ready": True,
+            "init_s": time.perf_counter() - started,
+            "python": list(sys.version_info[:3]),
+            "sys_path": sys.path,
+            "flags": {"isolated": sys.flags.isolated, "no_site": sys.flags.no_site},
+        }
+    )
+    for line in sys.stdin:
+        event = json.loads(line)
+        if event.get("inspect"):
+            reply({"foreign_modules": foreign_modules(artifact)})
+            continue
+        started = time.perf_counter()
+        try:
+            response = handler(event, context(module_name.rsplit("/", 1)[-1]))
+        except BaseException:
+            reply({"error": traceback.format_exc()})
+            continue
+        reply({"response": response, "duration_s": time.perf_counter() - started})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
