@@ -1,12 +1,15 @@
-"""One measurement in a fresh interpreter: `python -m bench.child < spec` (a `marshal`led dict).
+"""One measurement in a fresh interpreter, started by bench/run.py with the spec (a `marshal`led dict)
+on stdin: `python -S -c "from bench.child import main; main()"`.
 
 Before its timer starts this process imports only what the interpreter has already loaded (sys, time,
-marshal) plus bench/hooks.py; the spec arrives as `marshal` so not even `json` is pre-loaded. Every
-kind of process (function, floor (a), floor (b)) runs this same code, so they carry the same harness.
+marshal, gc) plus bench/hooks.py; the spec arrives as `marshal` so not even `json` is pre-loaded.
+Every kind of process (function, floor (a), floor (b)) runs this same code, so they carry the same
+harness, and the time spent attaching the fakes is subtracted from every kind alike.
 
 Kinds:
 - `cold`: import `target`, call its `handler` with one event; report init and first-event times.
-- `imports`: import the module names in `modules` (floor (b)); report the time.
+- `imports`: import the module names in `modules` (floor (b)); then, given a `target`, import it and
+  answer its first event as a second lap (what the function's own code adds).
 - `warm`: import `target`, warm it up, count round trips per endpoint, then time many calls of each
   endpoint interleaved with the hello-world handler (floor (a), in this same process).
 """

@@ -166,8 +166,9 @@ def cold_table(results: Results) -> list[str]:
             "the botocore and httpx clients (service model, endpoint rules, credential chain, TLS context "
             "and CA bundle), the one-off cost of talking to DynamoDB and WeChat at all; *own code excl. "
             "clients* is the rest, as a share of floor (b). *x floor (b)* compares the function's own "
-            "process with floor (b)'s first lap: it also counts that the same imports cost more in the "
-            "function's natural order than in one batch."
+            "process with floor (b)'s first lap: besides client setup and own code it counts a gap of "
+            "10-40 ms, varying from run to run, by which the same imports cost more in the function's "
+            "own process than in floor (b)'s batch."
         ),
         "",
         *_paragraph(
@@ -345,13 +346,15 @@ def render(results: Results, *, site: Path) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"`{COMMAND}` on {platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs (load average {results.load[0]:.1f} at the start, "
-        f"{results.load[-1]:.1f} at the end), "
-        f"{results.runs} cold-start runs per kind, {results.iterations} warm calls per endpoint, "
-        f"{results.elapsed_s:.0f} s. Every floor is measured in the same run, interleaved with the",
-        "functions, so the ratios hold even when the absolute figures are noisy. Processes import only what",
-        "requirements.txt deploys (botocore's data slimmed as packaged), from cached bytecode.",
+        *_paragraph(
+            f"`{COMMAND}` on {platform.python_implementation()} {platform.python_version()}, "
+            f"{os.cpu_count()} CPUs (load average {results.load[0]:.1f} at the start, "
+            f"{results.load[-1]:.1f} at the end), {results.runs} cold-start runs per kind, "
+            f"{results.iterations} warm calls per endpoint, {results.elapsed_s:.0f} s. Every floor is "
+            "measured in the same run, interleaved with the functions, so the ratios hold even when the "
+            "absolute figures are noisy. Processes import only what requirements.txt deploys (botocore's "
+            "data slimmed as packaged), from cached bytecode."
+        ),
         "",
         *cold_table(results),
         "",

@@ -101,26 +101,27 @@ def _asymmetric_keys(
     """JWT_PRIVATE_KEY (a PEM that fits JWT_ALGORITHM) and JWT_PREVIOUS_PUBLIC_KEYS (PEMs)."""
     raw_private = env.get("JWT_PRIVATE_KEY", "").strip()
     raw_previous = env.get("JWT_PREVIOUS_PUBLIC_KEYS", "").strip()
-    if algorithm == "HS256" and not raw_private and not raw_previous:
-        return b"", ()
+    if algorithm == "HS256":
+        # A private key next to HS256 is staged for a switch to RS256/ES256 (SSM first, then the
+        # deploy that flips JWT_ALGORITHM): unused until then, and never a reason to stop serving.
+        raw_private = ""
+        if not raw_previous:
+            return b"", ()
     from shared import jwk  # cryptography's asymmetric code is only loaded when it is used
 
     private = b""
-    if algorithm == "HS256":
-        if raw_private:
-            # A private key that would not be used means the operator meant another algorithm.
-            problems.append("JWT_ALGORITHM")
-    elif raw_private:
+    if raw_private:
         try:
             jwk.load_private_key(jwk.normalize_pem(raw_private), algorithm)
             private = jwk.normalize_pem(raw_private)
         except ValueError:
             problems.append("JWT_PRIVATE_KEY")
-    elif local:
-        # A fresh key pair per process, like the local JWT_SECRET.
-        private = jwk.generate_private_key_pem(algorithm)
-    else:
-        problems.append("JWT_PRIVATE_KEY")
+    elif algorithm != "HS256":
+        if local:
+            # A fresh key pair per process, like the local JWT_SECRET.
+            private = jwk.generate_private_key_pem(algorithm)
+        else:
+            problems.append("JWT_PRIVATE_KEY")
 
     previous: tuple[bytes, ...] = ()
     if raw_previous:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 
 from shared.auth import Principal, authenticate
 from shared.errors import Reason, ServiceError
 from shared.settings import Settings, get_settings
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+# The dependencies below that do no I/O are `async def` only so that FastAPI runs them in the event
+# loop: it runs a plain `def` dependency in a worker thread, a hand-off that costs more than the work
+# (`make bench`).
 
 
-# The two header parsers are `async def` only so that FastAPI runs them in the event loop: it runs a
-# plain `def` dependency in a worker thread, a hand-off that costs more than the parsing (`make bench`).
+async def settings_dependency(request: Request) -> Settings:
+    """The settings; an override of `get_settings` (tests) is honoured as FastAPI would honour it."""
+    provider: Callable[[], Settings] = request.app.dependency_overrides.get(get_settings, get_settings)
+    return provider()
+
+
+SettingsDep = Annotated[Settings, Depends(settings_dependency)]
 
 
 async def bearer_token(authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> str:

@@ -26,7 +26,7 @@ S3_OBJECT_ACTIONS = {"PUT": "PutObject", "POST": "PutObject", "DELETE": "DeleteO
 
 def s3_denial(environ: dict[str, Any]) -> tuple[str, str] | None:
     """(user ARN, action) of a refused S3 request signed with an IAM user's key."""
-    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.iam.access_control import create_access_key
 
     match = S3_CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))

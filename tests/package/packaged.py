@@ -41,7 +41,7 @@ class Function:
     handler: str  # functions/login.handler
     runtime: str
     architecture: str
-    environment: dict[str, str]
+    environment: dict[str, Any]  # values are strings, or references (AVATAR_BUCKET: {"Ref": ...})
     role_id: str  # logical id of its IAM role
     zip_path: Path
     routes: list[str] = field(default_factory=list)  # "POST /api/v1/auth/wx-login"

@@ -12,13 +12,15 @@ import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests import avatar_samples
 from tests.lambda_events import tencent
 from tests.package.conftest import FakeWeChat, MotoServer, Worker, close_all, real_interpreter
 from tests.package.packaged import ROOT, Package, package_required, tag_fits, wheel_tags
-from tests.package.smoke import assert_error, assert_ok, scf_env
+from tests.package.smoke import assert_error, assert_ok, avatar_keys, scf_env
 
 BUNDLE = ROOT / "infra" / "tencent" / ".build"
 SCF_PYTHON = "3.10"
@@ -114,6 +116,40 @@ def test_tencent_events_on_python_310(scf_workers: dict[str, Worker], aws_backen
     assert_ok(out["statusCode"], json.loads(out["body"]))
     again = scf_workers["profile"].invoke(tencent("GET", "/api/v1/user/profile", headers=auth))
     assert_error(again["statusCode"], json.loads(again["body"]), 401, "SESSION_REVOKED")
+
+    for name, worker in scf_workers.items():
+        assert worker.send({"inspect": True})["foreign_modules"] == [], name
+    assert [line for line in aws_backend.denials() if ":user/scf " in line] == []
+
+
+def test_session_key_routes_jwks_and_avatar_on_python_310(
+    scf_workers: dict[str, Worker], aws_backend: MotoServer, fake_wechat: FakeWeChat
+) -> None:
+    """The functions that call WeChat with its access_token, decrypt, publish keys and store images
+    (Pillow's Python 3.10 wheels), with the SCF user's policy (aws-iam-policy.json: S3 included)."""
+
+    def call(name: str, method: str, path: str, body: Any = None, **headers: str) -> tuple[int, Any]:
+        response = scf_workers[name].invoke(tencent(method, path, body, headers))
+        return response["statusCode"], json.loads(response["body"])
+
+    data = assert_ok(*call("login", "POST", "/api/v1/auth/wx-login", {"code": "heidi.py310"}))
+    auth = {"authorization": f"Bearer {data['access_token']}"}
+    check = call("sessionCheck", "GET", "/api/v1/auth/session-check", **auth)
+    assert assert_ok(*check) == {"valid": True}
+
+    encrypted, iv = fake_wechat.simulator.encrypt_for("sim-heidi", {"shareInfo": "py310"})
+    opened = call("decrypt", "POST", "/api/v1/wechat/decrypt", {"encryptedData": encrypted, "iv": iv}, **auth)
+    assert assert_ok(*opened)["shareInfo"] == "py310"
+    phone = call("phone", "POST", "/api/v1/auth/phone", {"code": "phone.13900139000.py310"}, **auth)
+    assert assert_ok(*phone)["masked"] == "139****9000"
+    status, body = call("jwks", "GET", "/.well-known/jwks.json")
+    assert (status, body["keys"]) == (200, []), body
+
+    image, content_type = avatar_samples.multipart(avatar_samples.webp())
+    upload = {"content-type": content_type}
+    assert_error(*call("avatar", "POST", "/api/v1/user/avatar", image, **upload), 401, "TOKEN_MISSING")
+    url = assert_ok(*call("avatar", "POST", "/api/v1/user/avatar", image, **auth, **upload))["avatar"]
+    assert url.endswith(".webp") and url.split("/", 3)[3] in avatar_keys(aws_backend), url
 
     for name, worker in scf_workers.items():
         assert worker.send({"inspect": True})["foreign_modules"] == [], name

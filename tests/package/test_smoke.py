@@ -15,6 +15,9 @@ Design (why this proves what `sls deploy` would upload works):
   from the template. moto matches actions only (not resource ARNs, which test_template.py checks),
   and authorises transactions by the API name, so TransactGetItems/TransactWriteItems are added
   where the role grants the item actions AWS actually checks for them.
+* The avatar bucket is a bucket in the same moto server; the references to it and to its CloudFront
+  distribution in the avatar function's environment are resolved as CloudFormation would
+  (tests/package/smoke.py PHYSICAL_IDS).
 * WeChat is the project's simulator served over HTTPS on 127.0.0.1 with a throw-away certificate
   (trusted through SSL_CERT_FILE), because outside `local` WX_API_BASE must be https.
 * The same artifacts also run Tencent SCF's configuration: Tencent API Gateway events, plain
@@ -24,6 +27,7 @@ Design (why this proves what `sls deploy` would upload works):
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterator
@@ -33,11 +37,24 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from tests import avatar_samples
 from tests.lambda_events import apigw_v2, tencent
 from tests.package.conftest import FakeWeChat, MotoServer, Worker, close_all
 from tests.package.packaged import Package
-from tests.package.smoke import NO_AWS_FILES, assert_error, assert_ok, for_moto, scf_env
+from tests.package.smoke import (
+    ENVELOPE_OK_KEYS,
+    NO_AWS_FILES,
+    PHYSICAL_IDS,
+    assert_error,
+    assert_ok,
+    avatar_keys,
+    for_moto,
+    function_environment,
+    scf_env,
+)
 
 
 @dataclass
@@ -53,8 +70,15 @@ class Deployment:
         assert len(owners) == 1, f"{route} belongs to {owners}"
         return self.workers[owners[0]]
 
-    def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
-        headers = {"authorization": f"Bearer {token}"} if token else {}
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        headers = {**(headers or {}), **({"authorization": f"Bearer {token}"} if token else {})}
         worker = self.worker_for(f"{method} {path}")
         response = worker.invoke(apigw_v2(method, path, body, headers))
         answer = json.loads(response["body"])
@@ -82,6 +106,19 @@ def base_env(artifact: Path, function_name: str, region: str, keys: dict[str, st
     }
 
 
+def lambda_env(
+    package: Package, name: str, artifact: Path, moto: MotoServer, wechat: FakeWeChat
+) -> dict[str, str]:
+    """Function `name`'s environment on Lambda: the runtime's variables, then the template's."""
+    return {
+        **base_env(artifact, f"wx-login-smoke-{name}", package.region, moto.users[name]),
+        **function_environment(package, package.functions[name].environment),
+        "AWS_ENDPOINT_URL": moto.url,
+        "WX_API_BASE": wechat.url,
+        "SSL_CERT_FILE": str(wechat.ca_file),
+    }
+
+
 @pytest.fixture(scope="session")
 def deployment(
     package: Package,
@@ -96,13 +133,7 @@ def deployment(
     workers: dict[str, Worker] = {}
     try:
         for name, function in package.functions.items():
-            env = {
-                **base_env(unpacked[name], f"wx-login-smoke-{name}", package.region, moto.users[name]),
-                **function.environment,
-                "AWS_ENDPOINT_URL": moto.url,
-                "WX_API_BASE": fake_wechat.url,
-                "SSL_CERT_FILE": str(fake_wechat.ca_file),
-            }
+            env = lambda_env(package, name, unpacked[name], moto, fake_wechat)
             log = logs / f"{name}.log"
             workers[name] = Worker(runtime_python, unpacked[name], function.handler, env, log)
         for worker in workers.values():  # the cold starts run in parallel; wait for all of them
@@ -154,6 +185,111 @@ def test_login_profile_refresh_logout_through_the_packaged_functions(deployment:
     assert item["Item"]["bio"]["S"] == "packaged"
 
 
+def test_session_key_routes_through_the_packaged_functions(
+    deployment: Deployment, fake_wechat: FakeWeChat
+) -> None:
+    """phone, decrypt and session-check: the caller's session and session_key, WeChat's access_token."""
+    call = deployment.call
+    garbage = {"encryptedData": "A" * 32, "iv": "A" * 22 + "=="}
+    assert_error(
+        *call("POST", "/api/v1/auth/phone", {"code": "phone.13800138000.anon"}), 401, "TOKEN_MISSING"
+    )
+    assert_error(*call("POST", "/api/v1/wechat/decrypt", garbage), 401, "TOKEN_MISSING")
+    assert_error(*call("GET", "/api/v1/auth/session-check"), 401, "TOKEN_MISSING")
+
+    login = assert_ok(*call("POST", "/api/v1/auth/wx-login", {"code": "carol.smoke"}))
+    token = login["access_token"]
+    # WeChat's access_token: fetched (stable_token) and stored by the first, read by the others.
+    assert assert_ok(*call("GET", "/api/v1/auth/session-check", token=token)) == {"valid": True}
+
+    assert_error(*call("POST", "/api/v1/wechat/decrypt", garbage, token=token), 400, "DECRYPT_FAILED")
+    encrypted, iv = fake_wechat.simulator.encrypt_for("sim-carol", {"stepInfoList": [{"step": 4321}]})
+    data = assert_ok(*call("POST", "/api/v1/wechat/decrypt", {"encryptedData": encrypted, "iv": iv}, token))
+    assert data["stepInfoList"] == [{"step": 4321}]
+
+    phone = assert_ok(*call("POST", "/api/v1/auth/phone", {"code": "phone.13800138000.smoke"}, token))
+    assert phone["masked"] == "138****8000"
+    assert assert_ok(*call("GET", "/api/v1/user/profile", token=token))["phone_masked"] == "138****8000"
+    assert_error(
+        *call("POST", "/api/v1/auth/phone", {"code": "fail.40029"}, token), 400, "PHONE_CODE_INVALID"
+    )
+
+
+def test_jwks_answers_the_key_set(deployment: Deployment) -> None:
+    """HS256 (the default): no public key to publish, an empty set; the optional key parameters are
+    absent from SSM and break nothing."""
+    status, body = deployment.call("GET", "/.well-known/jwks.json")
+    assert status == 200, body
+    assert set(body) == ENVELOPE_OK_KEYS | {"keys"}, body
+    assert body["keys"] == body["data"]["keys"] == []
+
+
+def test_jwks_of_an_es256_deployment_publishes_its_public_key(
+    deployment: Deployment,
+    unpacked: dict[str, Path],
+    runtime_python: str,
+    fake_wechat: FakeWeChat,
+    tmp_path: Path,
+) -> None:
+    """JWT_ALGORITHM=ES256 with the private key in SSM (SecureString), read with the jwks role alone."""
+    package, moto = deployment.package, deployment.moto
+    env = lambda_env(package, "jwks", unpacked["jwks"], moto, fake_wechat)
+    # Not the stage's JWT_PRIVATE_KEY parameter: with HS256 the other functions would refuse it.
+    parameter = env["JWT_PRIVATE_KEY_SSM"] + "_ES256_SMOKE"
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    moto.client("ssm").put_parameter(Name=parameter, Value=pem, Type="SecureString", Overwrite=True)
+    env |= {"JWT_ALGORITHM": "ES256", "JWT_PRIVATE_KEY_SSM": parameter}
+    function = package.functions["jwks"]
+    worker = Worker(runtime_python, unpacked["jwks"], function.handler, env, tmp_path / "jwks-es256.log")
+    try:
+        worker.wait_ready()
+        response = worker.invoke(apigw_v2("GET", "/.well-known/jwks.json"))
+    finally:
+        worker.close()
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 200, (body, worker.logs())
+    [jwk] = body["keys"]
+    assert (jwk["kty"], jwk["crv"], jwk["alg"], jwk["use"]) == ("EC", "P-256", "ES256", "sig"), jwk
+    assert "d" not in jwk and jwk["kid"]
+    numbers = key.public_key().public_numbers()
+    assert base64.urlsafe_b64decode(jwk["x"] + "==") == numbers.x.to_bytes(32, "big")
+    assert body["data"]["keys"] == body["keys"]
+    assert response["headers"]["cache-control"] == "public, max-age=300"
+
+
+def test_avatar_upload_through_the_packaged_function(deployment: Deployment) -> None:
+    call, moto = deployment.call, deployment.moto
+    body, content_type = avatar_samples.multipart(avatar_samples.png(), filename="wxfile_tmp.png")
+    upload = {"content-type": content_type}
+    assert_error(*call("POST", "/api/v1/user/avatar", body, headers=upload), 401, "TOKEN_MISSING")
+
+    token = assert_ok(*call("POST", "/api/v1/auth/wx-login", {"code": "dave.smoke"}))["access_token"]
+    before = avatar_keys(moto)
+    first = assert_ok(*call("POST", "/api/v1/user/avatar", body, token, headers=upload))["avatar"]
+    base = f"https://{PHYSICAL_IDS['AvatarDistribution.DomainName']}/"
+    assert first.startswith(f"{base}avatars/") and first.endswith(".png"), first
+    assert avatar_keys(moto) == sorted([*before, first.removeprefix(base)])
+    stored = moto.client("s3").get_object(Bucket=PHYSICAL_IDS["AvatarBucket"], Key=first.removeprefix(base))
+    assert stored["ContentType"] == "image/png"
+    assert avatar_samples.decode(stored["Body"].read()).size == avatar_samples.picture().size
+
+    # A second upload replaces the first object (s3:DeleteObject).
+    jpeg, content_type = avatar_samples.multipart(avatar_samples.jpeg())
+    second = assert_ok(
+        *call("POST", "/api/v1/user/avatar", jpeg, token, headers={"content-type": content_type})
+    )["avatar"]
+    assert avatar_keys(moto) == sorted([*before, second.removeprefix(base)])
+    assert assert_ok(*call("GET", "/api/v1/user/profile", token=token))["avatar"] == second
+
+    gif, content_type = avatar_samples.multipart(avatar_samples.gif(), filename="a.gif")
+    assert_error(
+        *call("POST", "/api/v1/user/avatar", gif, token, headers={"content-type": content_type}),
+        400,
+        "CONTENT_REJECTED",
+    )
+
+
 def test_errors_are_contract_envelopes(deployment: Deployment) -> None:
     call = deployment.call
     assert_error(*call("POST", "/api/v1/auth/wx-login", {"code": "fail.40029"}), 401, "WECHAT_CODE_INVALID")
@@ -192,6 +328,10 @@ def test_iam_is_enforced(deployment: Deployment) -> None:
     probe.get_item(TableName=table, Key={"pk": {"S": "x"}})
     with pytest.raises(ClientError, match="not authorized to perform: dynamodb:PutItem"):
         probe.put_item(TableName=table, Item={"pk": {"S": "x"}})
+    # S3's refusal names neither user nor action; tests/package/moto_server.py names both.
+    with pytest.raises(ClientError, match="AccessDenied"):
+        moto.client("s3", "probe").put_object(Bucket=PHYSICAL_IDS["AvatarBucket"], Key="avatars/x", Body=b"x")
+    assert [line for line in moto.denials() if ":user/probe " in line][-1].endswith(" s3:PutObject")
 
 
 def test_nothing_was_imported_from_outside_the_artifact(deployment: Deployment) -> None:

@@ -23,10 +23,18 @@ CONTRACT_ROUTES = {
     "POST /api/v1/auth/logout": "logout",
     "GET /api/v1/user/profile": "profile",
     "PATCH /api/v1/user/profile": "profile",
+    "POST /api/v1/auth/phone": "phone",
+    "POST /api/v1/wechat/decrypt": "decrypt",
+    "GET /api/v1/auth/session-check": "sessionCheck",
+    "GET /.well-known/jwks.json": "jwks",
+    "POST /api/v1/user/avatar": "avatar",
 }
 
-# Replay claims, WeChat's shared access_token and its refresh lease: short-lived items, deleted too.
+# WeChat's shared access_token (read, stored, invalidated) and its refresh lease (taken, released);
+# for login also the code replay claims and the per-IP counters: short-lived items, deleted too.
 CACHE_USER = {"GetItem", "PutItem", "UpdateItem", "DeleteItem"}
+# Every route behind a bearer token reads its session and user in one TransactGetItems (GetItem on both).
+LIVE_SESSION = {"SessionsTable": {"GetItem"}, "UsersTable": {"GetItem"}}
 # The DynamoDB item actions each function may perform, by table: least privilege, as written down in
 # infra/iam.yml. A new need shows up as AccessDenied in test_smoke.py; an excess shows up here.
 DYNAMODB_ACCESS = {
@@ -42,14 +50,38 @@ DYNAMODB_ACCESS = {
         "UsersTable": {"GetItem", "UpdateItem"},
         "CacheTable": CACHE_USER,  # WeChat's access_token (content-security check of a PATCH)
     },
+    "phone": {
+        "SessionsTable": {"GetItem"},
+        "UsersTable": {"GetItem", "UpdateItem"},  # the encrypted number
+        "CacheTable": CACHE_USER,  # WeChat's access_token (getuserphonenumber)
+    },
+    "decrypt": LIVE_SESSION,  # the user's session_key: read only
+    "sessionCheck": {**LIVE_SESSION, "CacheTable": CACHE_USER},  # WeChat's access_token (checksession)
+    "jwks": {},  # keys come from its settings: no table at all
+    "avatar": {
+        "SessionsTable": {"GetItem"},
+        "UsersTable": {"GetItem", "UpdateItem"},  # conditional on the replaced key; re-read on a race
+    },
 }
+# Object actions, on the avatar bucket's avatars/* only (infra/avatars.yml). Reads go through CloudFront.
+S3_ACCESS = {"avatar": {"PutObject", "DeleteObject"}}
 SECRET_SETTINGS = [
     "WX_APPID",
     "WX_SECRET",
     "JWT_SECRET",
     "JWT_PREVIOUS_SECRETS",
+    "JWT_PRIVATE_KEY",
+    "JWT_PREVIOUS_PUBLIC_KEYS",
     "SESSION_KEY_ENCRYPTION_KEY",
 ]
+# Plain settings every function gets (serverless.yml params; defaults of the dev stage).
+PLAIN_SETTINGS = {
+    "JWT_ALGORITHM": "HS256",
+    "LOG_LEVEL": "INFO",
+    "LOGIN_LIMIT_PER_OPENID": "10",
+    "LOGIN_FAILURE_LIMIT_PER_IP": "30",
+    "RATE_LIMIT_WINDOW_S": "60",
+}
 
 
 def listed(value: Any) -> list[Any]:
@@ -113,6 +145,7 @@ def test_roles_grant_only_what_their_function_does(package: Package, function_na
     stage = function.environment["STAGE"]
     service = package.state["service"]["service"]
     dynamodb: dict[str, set[str]] = {}
+    s3: set[str] = set()
     for statement in statements(package, function.role_id):
         assert statement["Effect"] == "Allow"
         actions = listed(statement["Action"])
@@ -142,9 +175,13 @@ def test_roles_grant_only_what_their_function_does(package: Package, function_na
                 assert actions == ["kms:Decrypt"]
                 condition = statement["Condition"]["StringEquals"]["kms:ViaService"]
                 assert sub(condition) == "ssm.${AWS::Region}.amazonaws.com"
+            case "s3":
+                assert [sub(r) for r in resources] == ["${AvatarBucket.Arn}/avatars/*"], statement
+                s3.update(a.removeprefix("s3:") for a in actions)
             case other:  # a new service: check its resources here before granting it
                 pytest.fail(f"{name} may use {other}, which this test does not check yet: {statement}")
     assert dynamodb == DYNAMODB_ACCESS[name]
+    assert s3 == S3_ACCESS.get(name, set())
 
 
 def test_tables_are_on_demand_recoverable_encrypted_and_expire(package: Package) -> None:
@@ -179,7 +216,79 @@ def test_functions_get_table_names_and_ssm_parameter_names_never_secrets(package
         for setting in SECRET_SETTINGS:
             assert setting not in env, f"{function.name}: {setting} is a value in the template"
             assert env[f"{setting}_SSM"] == f"/{service}/{stage}/{setting}"
+        assert {k: env.get(k) for k in PLAIN_SETTINGS} == PLAIN_SETTINGS, function.name
         assert not [k for k in env if k.startswith(("AWS_", "DYNAMODB_ENDPOINT"))], env
+        avatar_settings = {k for k in env if k.startswith("AVATAR_")}
+        assert avatar_settings == (
+            {"AVATAR_BUCKET", "AVATAR_BASE_URL"} if function.name == "avatar" else set()
+        )
+
+
+def test_avatar_function_gets_the_bucket_the_cdn_url_and_more_cpu(package: Package) -> None:
+    function = package.functions["avatar"]
+    assert function.environment["AVATAR_BUCKET"] == {"Ref": "AvatarBucket"}
+    # https://<CloudFront's domain>, or https://<avatarDomain> when that parameter is set: decided by
+    # CloudFormation from a stack parameter whose default is the serverless.yml param.
+    condition, own, default = function.environment["AVATAR_BASE_URL"]["Fn::If"]
+    assert package.template["Conditions"][condition] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AvatarDomain"}, ""]}]
+    }
+    assert package.template["Parameters"]["AvatarDomain"]["Default"] == ""
+    assert (
+        sub(own) == "https://${AvatarDomain}" and sub(default) == "https://${AvatarDistribution.DomainName}"
+    )
+    memory = {
+        f.name: package.resources[f.logical_id]["Properties"]["MemorySize"]
+        for f in package.functions.values()
+    }
+    assert memory.pop("avatar") == 1024
+    assert set(memory.values()) == {512}
+
+
+def test_avatar_bucket_is_private_and_read_by_its_distribution_only(package: Package) -> None:
+    bucket = package.resources["AvatarBucket"]
+    assert (
+        bucket["DeletionPolicy"]
+        == bucket["UpdateReplacePolicy"]
+        == package.resources["UsersTable"]["DeletionPolicy"]
+    )
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(
+        ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"], True
+    )
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    encryption = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert [rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] for rule in encryption] == ["AES256"]
+
+    oac = package.resources["AvatarOAC"]["Properties"]["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"]) == ("s3", "always")
+    config = package.resources["AvatarDistribution"]["Properties"]["DistributionConfig"]
+    [origin] = config["Origins"]
+    assert origin["DomainName"] == {"Fn::GetAtt": ["AvatarBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["AvatarOAC", "Id"]}
+    behaviour = config["DefaultCacheBehavior"]
+    assert behaviour["ViewerProtocolPolicy"] == "https-only"
+    assert behaviour["AllowedMethods"] == behaviour["CachedMethods"] == ["GET", "HEAD"]
+    assert behaviour["CachePolicyId"] == "658327ea-f89d-4fab-a63d-7e88639e58f6"  # CachingOptimized
+    assert not config.get("CacheBehaviors")
+
+    policies = package.of_type("AWS::S3::BucketPolicy").values()  # also osls's deployment bucket's
+    [policy] = [p for p in policies if p["Properties"]["Bucket"] == {"Ref": "AvatarBucket"}]
+    allow, deny = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert allow["Effect"] == "Allow" and allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert allow["Action"] == "s3:GetObject" and sub(allow["Resource"]) == "${AvatarBucket.Arn}/avatars/*"
+    source = allow["Condition"]["StringEquals"]["AWS:SourceArn"]
+    assert (
+        sub(source)
+        == "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${AvatarDistribution}"
+    )
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # Nothing else may read the bucket: the only roles with S3 actions are in S3_ACCESS.
+    for role_id in package.of_type("AWS::IAM::Role"):
+        for statement in statements(package, role_id):
+            for action in listed(statement["Action"]):
+                assert action not in ("s3:GetObject", "s3:ListBucket", "s3:*"), (role_id, statement)
 
 
 def test_http_api_is_throttled_and_everything_logs_with_retention(package: Package) -> None:

@@ -33,9 +33,11 @@ def foreign_modules(artifact: str) -> list[str]:
     """Modules loaded from neither the artifact nor the standard library."""
     roots = tuple(os.path.join(p, "") for p in sys.path if p)  # the artifact and the stdlib
     foreign = []
+    main = sys.modules["__main__"]
     for name, module in list(sys.modules.items()):
         origin = getattr(module, "__file__", None)
-        if name == "__main__" or not origin or origin.startswith(roots):
+        # This file, also under the alias `__mp_main__` once multiprocessing is imported (s3transfer).
+        if module is main or not origin or origin.startswith(roots):
             continue
         foreign.append(f"{name}: {origin}")
     return sorted(foreign)

@@ -82,9 +82,11 @@ def test_algorithm_names_are_case_insensitive_and_anything_else_is_a_problem():
         assert load_settings({**PROD, "JWT_ALGORITHM": bad}).problems == ("JWT_ALGORITHM",), bad
 
 
-def test_a_private_key_with_hs256_is_refused_rather_than_silently_unused():
+def test_a_private_key_staged_before_the_switch_from_hs256_is_unused_and_harmless():
     env = {**PROD, "JWT_PRIVATE_KEY": private_pem(rsa_key())}
-    assert load_settings(env).problems == ("JWT_ALGORITHM",)
+    settings = load_settings(env)
+    assert settings.problems == () and settings.jwt_algorithm == "HS256"
+    assert settings.jwt_private_key == b""
 
 
 @pytest.mark.parametrize(
