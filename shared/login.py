@@ -8,7 +8,7 @@ from shared import clock, logs
 from shared.auth import access_token_answer
 from shared.content_security import screen_login_nickname
 from shared.errors import Reason, ServiceError
-from shared.login_replay import FirstLogin, claim_code, release_code, remember_login
+from shared.login_replay import FirstLogin, claim_code, login_record, release_code, remember_login
 from shared.models import UserModel
 from shared.phone import phone_from_code, save_phone
 from shared.ratelimit import counting_rejected_codes, openid_login_rate, refuse_blocked_ip
@@ -56,15 +56,27 @@ def login(
         except Exception:
             release_code(code)
             raise
+        # Saved with the session: the replay record costs no round trip of its own.
+        records = [login_record(code, openid=user.openid, is_new_user=is_new, now=now)]
     else:
         user, is_new = _replayed(first), first.is_new_user
+        records = []
     phone: dict[str, object] = {}
     if phone_code is not None and tokens is not None and not (first is not None and user.phone_masked):
         # A replay whose first answer already bound a phone skips it: its phone code is spent too.
         user, phone = _bind_phone_at_login(settings, tokens, user, phone_code, now)
-    issued = start_session(
-        user_id=int(user.id or 0), openid=user.openid, refresh_ttl=settings.refresh_token_ttl, now=now
-    )
+    try:
+        issued = start_session(
+            user_id=int(user.id or 0),
+            openid=user.openid,
+            refresh_ttl=settings.refresh_token_ttl,
+            now=now,
+            alongside=records,
+        )
+    except ServiceError:
+        if records:
+            _remember_if_possible(code, user, is_new, now)
+        raise
     return {
         **access_token_answer(settings, user, issued.session.sid, now),
         "refresh_token": issued.refresh_token,
@@ -101,8 +113,15 @@ def _exchange(
         now=now,
         rate=openid_login_rate(settings),
     )
-    remember_login(code, openid=user.openid, is_new_user=is_new, now=now)
     return user, is_new
+
+
+def _remember_if_possible(code: str, user: UserModel, is_new: bool, now: float) -> None:
+    """The session was not stored, but the code is spent: let a retry of it be answered as a replay."""
+    try:
+        remember_login(code, openid=user.openid, is_new_user=is_new, now=now)
+    except ServiceError:
+        logger.warning("could not record a login whose session failed: storage unavailable")
 
 
 def _replayed(first: FirstLogin) -> UserModel:

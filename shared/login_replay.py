@@ -76,14 +76,19 @@ def claim_code(code: str) -> FirstLogin | None:
     return None
 
 
-def remember_login(code: str, *, openid: str, is_new_user: bool, now: float) -> None:
-    """Record the successful login with an owned code; a record already there (first answer) stays."""
-    item = CacheModel(
+def login_record(code: str, *, openid: str, is_new_user: bool, now: float) -> CacheModel:
+    """The record of a successful login with an owned code, to be saved with its session."""
+    return CacheModel(
         _key(code),
         data=json.dumps({"openid": openid, "is_new_user": is_new_user}),
         expires_at=int(now) + REPLAY_WINDOW_S,
         ttl=int(now) + REPLAY_WINDOW_S + TTL_SLACK_S,
     )
+
+
+def remember_login(code: str, *, openid: str, is_new_user: bool, now: float) -> None:
+    """Record the successful login with an owned code; a record already there (first answer) stays."""
+    item = login_record(code, openid=openid, is_new_user=is_new_user, now=now)
     with storage_errors():
         try:
             item.save(condition=CacheModel.data.does_not_exist())

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pynamodb.exceptions import PynamoDBException
-from pynamodb.transactions import TransactGet
+from pynamodb.models import Model
+from pynamodb.transactions import TransactGet, TransactWrite
 
 from shared.clock import micros
 from shared.crypto import sha256_hex
@@ -38,8 +40,13 @@ def _invalid_refresh() -> ServiceError:
     return ServiceError(Reason.REFRESH_TOKEN_INVALID, "刷新令牌无效或已过期, 请重新登录")
 
 
-def start_session(*, user_id: int, openid: str, refresh_ttl: int, now: float) -> IssuedRefresh:
-    """Store a new session and answer its first refresh token."""
+def start_session(
+    *, user_id: int, openid: str, refresh_ttl: int, now: float, alongside: Sequence[Model] = ()
+) -> IssuedRefresh:
+    """Store a new session and answer its first refresh token.
+
+    `alongside` items are written in the same DynamoDB transaction (one round trip, all or nothing).
+    """
     sid = new_session_id()
     token = new_refresh_token(sid)
     session = SessionModel(
@@ -53,7 +60,13 @@ def start_session(*, user_id: int, openid: str, refresh_ttl: int, now: float) ->
     )
     with storage_errors():
         try:
-            session.save(condition=SessionModel.sid.does_not_exist())
+            if alongside:
+                with TransactWrite(connection=SessionModel._get_connection().connection) as transaction:
+                    transaction.save(session, condition=SessionModel.sid.does_not_exist())
+                    for item in alongside:
+                        transaction.save(item)
+            else:
+                session.save(condition=SessionModel.sid.does_not_exist())
         except PynamoDBException as exc:
             if not is_condition_failure(exc):
                 raise

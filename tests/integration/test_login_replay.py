@@ -105,3 +105,19 @@ def test_a_replay_retries_a_phone_binding_the_first_answer_failed(client, simula
     again = client.post(LOGIN, json={"code": "hal.1", "phoneCode": "phone.13800138000.b"}).json()["data"]
     assert again["phone_masked"] == "138****8000"
     assert simulator.calls[EXCHANGE] == 1
+
+
+def test_a_retry_after_the_session_write_failed_is_answered_as_a_replay(client, simulator):
+    from tests.storage_faults import dynamo_faults
+
+    with dynamo_faults() as faults:
+        # The session and the replay record are written together; make that one write fail.
+        faults.retried_operation, faults.retried_table = "TransactWriteItems", None
+        failed = client.post(LOGIN, json={"code": "zoe.1"})
+        faults.retried_operation = None
+    assert failed.status_code == 503 and failed.json()["reason"] == "STORAGE_UNAVAILABLE"
+    # The code is spent at WeChat; the retry of it still logs the user in, without asking again.
+    retried = client.post(LOGIN, json={"code": "zoe.1"})
+    assert retried.status_code == 200, retried.text
+    assert simulator.calls[EXCHANGE] == 1
+    assert retried.json()["data"]["user"]["openid"] == openid_for("zoe")

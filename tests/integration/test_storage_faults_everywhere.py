@@ -169,7 +169,7 @@ def test_a_failure_at_any_call_is_never_a_500_and_a_healthy_retry_succeeds(clien
 
 @pytest.mark.parametrize(
     ("operation", "table", "code"),
-    [("PutItem", "sessions", THROTTLED), ("TransactGetItems", "sessions", "ThrottlingException")],
+    [("TransactWriteItems", "sessions", THROTTLED), ("TransactGetItems", "sessions", "ThrottlingException")],
 )
 def test_throttling_through_the_sdks_retries_is_storage_unavailable_within_ten_seconds(
     client, faults, settings, operation, table, code
@@ -178,7 +178,7 @@ def test_throttling_through_the_sdks_retries_is_storage_unavailable_within_ten_s
     token = fresh_login(client, name)["access_token"]
     faults.retried_operation, faults.retried_table, faults.code = operation, table, code
     started = time.monotonic()
-    if operation == "PutItem":
+    if operation == "TransactWriteItems":
         response = client.post("/api/v1/auth/wx-login", json={"code": f"{name}.{next(codes)}"})
     else:
         response = client.get("/api/v1/user/profile", headers=bearer(token))
@@ -188,5 +188,5 @@ def test_throttling_through_the_sdks_retries_is_storage_unavailable_within_ten_s
     assert "access_token" not in response.text
     assert faults.sends == [operation] * 3  # the SDK's own retries (models.py: max_retry_attempts=2)
     assert elapsed < 10
-    if operation == "PutItem":
+    if operation == "TransactWriteItems":
         assert len(sessions_of(f"sim-{name}")) == 1  # the first login's only
