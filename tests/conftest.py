@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 TEST_ENV = {
     "STAGE": "local",
@@ -117,3 +120,21 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a fresh interpreter with only `env` on top of the machine's environment."""
+    clean = {k: v for k, v in os.environ.items() if k not in TEST_ENV}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**clean, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result

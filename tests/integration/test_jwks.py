@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jwt
@@ -16,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from shared.keys import jwt_keys
 from shared.settings import get_settings, load_settings
-from tests.conftest import TEST_ENV
+from tests.conftest import TEST_ENV, run_python
 from tests.key_material import asymmetric_env, ec_key, rsa_key
 from tests.lambda_events import answer, apigw_v1, apigw_v2, lambda_context
 
@@ -86,17 +83,7 @@ def test_the_jwks_function_serves_its_route_and_nothing_else(build):
 
 
 def run(script: str, env: dict[str, str]) -> str:
-    clean = {k: v for k, v in os.environ.items() if k not in TEST_ENV}
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env={**clean, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
+    return run_python(script, env).stdout.strip().splitlines()[-1]
 
 
 def test_the_jwks_function_loads_no_table_model_nor_aws_sdk():

@@ -1,28 +1,10 @@
 """Each function's `handler(event, context)` with real API Gateway v1 and v2 payloads, on moto."""
 
-import importlib
-
 import pytest
 
-from shared.api.routes.login import wechat_client
 from tests.lambda_events import answer, apigw_v1, apigw_v2, lambda_context
 
 EVENT_BUILDERS = [apigw_v1, apigw_v2]
-
-
-@pytest.fixture
-def functions(aws, wechat):
-    """The four deployed functions, with WeChat answered by the simulator."""
-    modules = {
-        name: importlib.import_module(f"functions.{name}")
-        for name in ("login", "refresh", "logout", "profile")
-    }
-    # The profile function calls WeChat too, for PATCH only (content security; imported lazily).
-    for name in ("login", "profile"):
-        modules[name].app.dependency_overrides[wechat_client] = lambda: wechat
-    yield modules
-    for name in ("login", "profile"):
-        modules[name].app.dependency_overrides.clear()
 
 
 @pytest.mark.parametrize("build", EVENT_BUILDERS, ids=["v1", "v2"])

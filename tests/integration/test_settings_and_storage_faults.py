@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_ENV
+from tests.conftest import TEST_ENV, run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,21 +27,6 @@ response = fn.handler(event, lambda_context())
 print(json.dumps({{"status": response["statusCode"], "body": json.loads(response["body"]),
                   "elapsed": time.monotonic() - started}}))
 """
-
-
-def run_python(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run `script` in a fresh interpreter with only `env` on top of the machine's environment."""
-    clean = {k: v for k, v in os.environ.items() if k not in TEST_ENV}
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env={**clean, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result
 
 
 def invoke(env: dict[str, str], function: str, method: str, path: str, body=None, headers=None):

@@ -7,28 +7,13 @@ headers, body).
 
 import base64
 import copy
-import importlib
 import json
 
 import pytest
 
-from shared.api.routes.login import wechat_client
 from tests.lambda_events import answer, lambda_context, tencent
 
 INTEGRATED_RESPONSE_KEYS = {"isBase64Encoded", "statusCode", "headers", "body"}
-
-
-@pytest.fixture
-def functions(aws, wechat):
-    modules = {
-        name: importlib.import_module(f"functions.{name}")
-        for name in ("login", "refresh", "logout", "profile")
-    }
-    for name in ("login", "profile"):
-        modules[name].app.dependency_overrides[wechat_client] = lambda: wechat
-    yield modules
-    for name in ("login", "profile"):
-        modules[name].app.dependency_overrides.clear()
 
 
 def call(function, event):
