@@ -141,25 +141,37 @@ function callApi(call) {
     }
     const header = Object.assign({}, call.header);
     if (call.token) header.Authorization = 'Bearer ' + call.token;
-    const options = {
-      url: config.baseURL + call.path,
-      method: call.method || 'GET',
-      header: header,
-      timeout: config.timeout,
-      success: function (res) {
-        try {
-          resolve(parseResponse(res.statusCode, res.data));
-        } catch (err) {
-          reject(err);
-        }
+    const options = Object.assign(
+      {
+        url: config.baseURL + call.path,
+        method: call.method || 'GET',
+        header: header,
+        timeout: config.timeout,
       },
-      fail: function (err) {
-        reject(wxFailure(err));
-      },
-    };
+      settleWith(resolve, reject)
+    );
     if (call.data !== undefined) options.data = call.data;
     wx.request(options);
   });
+}
+
+/**
+ * The success/fail callbacks of a wx.request or wx.uploadFile that settle a Promise with the
+ * envelope's `data`, or an AuthError.
+ */
+function settleWith(resolve, reject) {
+  return {
+    success: function (res) {
+      try {
+        resolve(parseResponse(res.statusCode, res.data));
+      } catch (err) {
+        reject(err);
+      }
+    },
+    fail: function (err) {
+      reject(wxFailure(err));
+    },
+  };
 }
 
 /**
@@ -175,23 +187,18 @@ function uploadToApi(call) {
     }
     const header = {};
     if (call.token) header.Authorization = 'Bearer ' + call.token;
-    wx.uploadFile({
-      url: config.baseURL + call.path,
-      filePath: call.filePath,
-      name: call.name,
-      header: header,
-      timeout: config.timeout,
-      success: function (res) {
-        try {
-          resolve(parseResponse(res.statusCode, res.data));
-        } catch (err) {
-          reject(err);
-        }
-      },
-      fail: function (err) {
-        reject(wxFailure(err));
-      },
-    });
+    wx.uploadFile(
+      Object.assign(
+        {
+          url: config.baseURL + call.path,
+          filePath: call.filePath,
+          name: call.name,
+          header: header,
+          timeout: config.timeout,
+        },
+        settleWith(resolve, reject)
+      )
+    );
   });
 }
 

@@ -5,9 +5,6 @@ answers them); WeChat calls from the simulator's `calls` counter. The budget is 
 grows fails, and so does one that drops, so that the budget (and docs/performance.md) follow it down.
 """
 
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -90,21 +87,3 @@ def test_round_trips_per_request(client, login, simulator, dynamodb_calls):
     measure("logout, all", lambda: client.post(f"{api}/auth/logout", json={"all": True}, headers=everywhere))
 
     assert measured == BUDGET
-
-
-def test_refresh_logout_and_profile_do_not_load_the_wechat_client():
-    script = (
-        "import sys, functions.refresh, functions.logout, functions.profile; "
-        "print(sorted(m for m in ('httpx', 'shared.wechat') if m in sys.modules))"
-    )
-    env = {**os.environ, "STAGE": "local", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert out.stdout.strip() == "[]"

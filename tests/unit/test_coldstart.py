@@ -1,14 +1,12 @@
 """The garbage collector is paused during a function's cold start and resumed when its handler exists."""
 
 import gc
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from shared import coldstart
+from tests.conftest import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,14 +49,5 @@ def test_importing_a_function_pauses_the_collector_until_its_handler_is_built():
         "import gc, functions; paused = not gc.isenabled(); import functions.refresh; "
         "print(paused, gc.isenabled(), gc.get_freeze_count() > 0)"
     )
-    env = {**os.environ, "STAGE": "local", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    out = run_python(script, {"STAGE": "local"})
     assert out.stdout.split() == ["True", "True", "True"]
