@@ -6,15 +6,12 @@ grows fails, and so does one that drops, so that the budget (and docs/performanc
 """
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from pynamodb.models import Model
 
 from shared.models import ALL_MODELS, CounterModel
 from tests.conftest import bearer
-
-ROOT = Path(__file__).resolve().parents[2]
 
 # endpoint: (DynamoDB calls, WeChat calls). Issue 7's targets: a returning user's login at most 2 + 1
 # (it is 3: the contract's login replay needs a claim before WeChat; its record rides in the session's

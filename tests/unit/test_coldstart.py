@@ -1,14 +1,11 @@
 """The garbage collector is paused during a function's cold start and resumed when its handler exists."""
 
 import gc
-from pathlib import Path
 
 import pytest
 
 from shared import coldstart
 from tests.conftest import run_python
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
