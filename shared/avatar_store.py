@@ -13,11 +13,12 @@ import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from shared.aws import botocore_session
 from shared.errors import Reason, ServerMisconfigured, ServiceError
 from shared.images import CleanImage
 from shared.settings import Settings
@@ -29,7 +30,7 @@ CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 
 class S3Client(Protocol):
-    """The three calls we make; boto3's S3 client (and moto's) satisfy it."""
+    """The three calls we make; botocore's S3 client (boto3's, moto's) satisfies it."""
 
     def put_object(self, **kwargs: Any) -> Mapping[str, Any]: ...
 
@@ -122,19 +123,19 @@ def is_avatar_key(key: str) -> bool:
 
 
 def s3_client(settings: Settings) -> S3Client:
-    """A boto3 S3 client with timeouts that answer within API Gateway's limits."""
-    import boto3  # only the avatar function pays for importing boto3
-
+    """An S3 client with timeouts that answer within API Gateway's limits, on the session of the
+    DynamoDB client (shared/aws.py): its credentials and loaders are not built a second time."""
     config = Config(
         connect_timeout=1,
         read_timeout=3,
         retries={"max_attempts": 2, "mode": "standard"},
         s3={"addressing_style": "virtual"} if settings.avatar_s3_endpoint else None,
     )
-    client: S3Client = boto3.client(
-        "s3", region_name=settings.aws_region, endpoint_url=settings.avatar_s3_endpoint, config=config
-    )
-    return client
+    with botocore_session() as session:
+        client = session.create_client(
+            "s3", region_name=settings.aws_region, endpoint_url=settings.avatar_s3_endpoint, config=config
+        )
+    return cast("S3Client", client)
 
 
 def avatar_store(settings: Settings, client: S3Client | None = None) -> AvatarStore:

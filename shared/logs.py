@@ -40,6 +40,9 @@ DEFAULT_LEVEL = logging.INFO
 # carry the app secret and the user's code), botocore logs headers (the session token on Lambda) and items.
 WIRE_LOGGERS = ("httpx", "httpcore", "botocore", "boto3", "s3transfer", "urllib3", "pynamodb")
 WIRE_LEVEL = logging.WARNING
+# Mangum logs every request at INFO (`mangum.http`: "GET /path 200"), which our access log already does
+# with more (shared/api/access_log.py): held at WARNING too, one line per request instead of two.
+DUPLICATE_LOGGERS = ("mangum",)
 # Set by the runtimes whose root logger already has a handler of their own (Lambda's writes each record
 # as one CloudWatch event): we format through it instead of adding a second writer of every line.
 _RUNTIME_ENV = ("AWS_LAMBDA_FUNCTION_NAME", "SCF_FUNCTIONNAME")
@@ -172,7 +175,8 @@ def _level_from_env() -> tuple[int, str | None]:
 def configure_logging(level: int | str | None = None) -> None:
     """JSON lines on the root logger at `level` (default: the `LOG_LEVEL` variable, else INFO).
 
-    Idempotent: a second call only re-applies the levels. Libraries that log wire data stay at WARNING.
+    Idempotent: a second call only re-applies the levels. Libraries that log wire data, and Mangum
+    (its request line repeats the access log), stay at WARNING.
     """
     bad_name = None
     if level is None:
@@ -190,7 +194,7 @@ def configure_logging(level: int | str | None = None) -> None:
             setattr(handler, _OURS, True)
             root.addHandler(handler)
     root.setLevel(level)
-    for name in WIRE_LOGGERS:
+    for name in (*WIRE_LOGGERS, *DUPLICATE_LOGGERS):
         wire = logging.getLogger(name)
         wire.setLevel(max(WIRE_LEVEL, wire.level))
     if bad_name is not None:

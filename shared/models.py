@@ -11,6 +11,7 @@ from pynamodb.connection import TableConnection
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
+from shared.aws import botocore_session
 from shared.errors import StorageUnavailable
 from shared.settings import Settings, get_settings
 
@@ -36,7 +37,8 @@ _settings = get_settings()
 
 # One botocore client per (region, endpoint) for every model. PynamoDB gives each model class its own
 # client on its own botocore session, and each costs ~40 ms of cold start (the service model and
-# endpoint rules loaded again): a login touching three tables paid it three times.
+# endpoint rules loaded again): a login touching three tables paid it three times. The client is
+# created on the process's shared session (shared/aws.py), which the S3 and SSM clients use too.
 _clients: dict[tuple[str, str | None], Any] = {}
 
 
@@ -47,8 +49,11 @@ class _SharedClientModel(Model):
         connection = table.connection
         if connection._client is None:
             key = (connection.region, connection.host)
-            if key not in _clients:
-                _clients[key] = connection.client
+            with botocore_session() as session:
+                if key not in _clients:
+                    # PynamoDB creates its client (its config, its hooks) on this thread's session.
+                    connection._local.session = session
+                    _clients[key] = connection.client
             connection._client = _clients[key]
         return table
 

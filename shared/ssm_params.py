@@ -73,12 +73,13 @@ def ssm_parameter_names(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def _default_client(environ: Mapping[str, str]) -> SSMClient:
-    import botocore.session
+    from shared.aws import botocore_session  # the DynamoDB and S3 clients' session: built once
 
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     # At most 2 attempts of 1 s + 2 s: a cold start must not spend Lambda's 10 s init budget here.
     config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
-    client = botocore.session.get_session().create_client("ssm", region_name=region, config=config)
+    with botocore_session() as session:
+        client = session.create_client("ssm", region_name=region, config=config)
     return cast("SSMClient", client)
 
 

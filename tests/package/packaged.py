@@ -27,6 +27,8 @@ PACKAGE_INPUTS = [
     ROOT / "requirements.txt",
     ROOT / "package-lock.json",
     *sorted((ROOT / "infra").glob("*.yml")),
+    ROOT / "infra" / "bytecode.js",
+    ROOT / "infra" / "bytecode.py",
 ]
 # Set by `make test-package`: a missing or stale package is then a failure, not a skip.
 REQUIRE_ENV = "WX_LOGIN_REQUIRE_PACKAGE"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import zipfile
 from email.parser import Parser
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import pytest
 from packaging.requirements import Requirement
@@ -19,6 +21,7 @@ ELF_MACHINE = {"x86_64": 62, "arm64": 183}
 WHEEL_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 LAMBDA_DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
+PYC_CHECK = Path(__file__).with_name("pyc_check.py")
 
 # Top-level directories of this repository that are never deployed.
 FORBIDDEN_TOP = {
@@ -34,11 +37,11 @@ FORBIDDEN_TOP = {
     ".ruff_cache",
     ".hypothesis",
 }
-# Anywhere in the zip.
-FORBIDDEN_DIRS = {"node_modules", ".venv", "venv", ".git", "__pycache__"}
+# Anywhere in the zip. Bytecode is shipped (infra/bytecode.py): test_ships_the_runtimes_bytecode checks it.
+FORBIDDEN_DIRS = {"node_modules", ".venv", "venv", ".git"}
 FORBIDDEN_FILES = re.compile(
     r"(^|/)(\.env[^/]*|[^/]*\.key|id_rsa[^/]*|id_ed25519[^/]*|pyvenv\.cfg|serverless\.yml"
-    r"|package(-lock)?\.json|Makefile|requirements[^/]*\.txt|[^/]*\.pyc|\.DS_Store)$"
+    r"|package(-lock)?\.json|Makefile|requirements[^/]*\.txt|\.DS_Store)$"
 )
 PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 
@@ -91,7 +94,8 @@ def test_holds_its_handler_and_all_of_shared(function: Function, package: Packag
         assert source.relative_to(ROOT).as_posix() in names, source
     others = {f.handler_file for f in package.functions.values()} - {function.handler_file}
     assert not others & names, f"other functions' handlers in {function.zip_path.name}: {others & names}"
-    extra = {n for n in names if n.startswith("functions/")} - {
+    # (their bytecode: test_ships_the_runtimes_bytecode_of_every_module allows none without its .py)
+    extra = {n for n in names if n.startswith("functions/") and not n.endswith(".pyc")} - {
         function.handler_file,
         "functions/__init__.py",
     }
@@ -105,7 +109,7 @@ def test_holds_nothing_that_is_not_deployed_code(function: Function) -> None:
             parts = PurePosixPath(name).parts
             if parts[0] in FORBIDDEN_TOP or set(parts[:-1]) & FORBIDDEN_DIRS or FORBIDDEN_FILES.search(name):
                 bad.append(name)
-            elif not name.endswith((".py", ".pyi", ".so")) and PRIVATE_KEY.search(archive.read(name)):
+            elif not name.endswith((".py", ".pyc", ".pyi", ".so")) and PRIVATE_KEY.search(archive.read(name)):
                 # CA bundles (*.pem) are fine, private keys are not
                 bad.append(f"{name} (a private key)")
     assert bad == [], bad
@@ -152,6 +156,22 @@ def test_wheels_fit_the_runtimes_python_architecture_and_glibc(function: Functio
                     if e_machine != ELF_MACHINE[function.architecture]:
                         problems.append(f"{name}: ELF machine {e_machine}")
     assert problems == [], problems
+
+
+def test_ships_the_runtimes_bytecode_of_every_module(function: Function, runtime_python: str) -> None:
+    """Every .py (handler, shared/, dependencies) has the runtime Python's unchecked-hash bytecode of
+    exactly that source, and there is no other bytecode: no cold start compiles (infra/bytecode.py)."""
+    result = subprocess.run(
+        [runtime_python, "-I", "-S", str(PYC_CHECK), str(function.zip_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report = json.loads(result.stdout)
+    assert report["tag"] == "cpython-" + function.runtime.removeprefix("python").replace(".", "")
+    assert report["modules"] > 500, report  # the dependencies are in
+    assert report["problems"] == [], report["problems"][:20]
 
 
 def test_fits_lambdas_size_limits(function: Function) -> None:

@@ -3,12 +3,14 @@
 Same method as test_smoke.py: a clean `python3.10 -I -S` imports each SCF entry module
 (`scf_<function>.handler`) from the bundle alone and answers Tencent API Gateway events, with SCF's
 configuration (plain variables, DynamoDB by DYNAMODB_ENDPOINT, the IAM user of aws-iam-policy.json).
-This is where code that only runs on Python 3.11+ would fail.
+This is where code that only runs on Python 3.11+ would fail. The bundle's own Python 3.10 bytecode
+is checked and must be what those imports load.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ from tests.package.smoke import assert_error, assert_ok, avatar_keys, scf_env
 BUNDLE = ROOT / "infra" / "tencent" / ".build"
 SCF_PYTHON = "3.10"
 SCF_GLIBC_MINOR = 17  # build.py's default: manylinux2014
+PYC_CHECK = Path(__file__).with_name("pyc_check.py")
 
 
 def bundle_problem(package: Package) -> str | None:
@@ -92,9 +95,25 @@ def test_wheels_are_for_scf_python_and_glibc(bundle: Path) -> None:
     assert problems == [], problems
 
 
+def test_bundle_ships_python_310_bytecode_of_every_module(bundle: Path, python310: str) -> None:
+    """As on AWS (test_artifacts.py): SCF's Python's unchecked-hash bytecode of every .py, nothing else."""
+    result = subprocess.run(
+        [python310, "-I", "-S", str(PYC_CHECK), str(bundle)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report = json.loads(result.stdout)
+    assert report["tag"] == "cpython-310"
+    assert report["modules"] > 500, report
+    assert report["problems"] == [], report["problems"][:20]
+
+
 def test_every_function_imports_on_python_310(scf_workers: dict[str, Worker]) -> None:
     for name, worker in scf_workers.items():
         assert worker.ready["python"][:2] == [3, 10], name
+        assert worker.ready["compiled"] == [], f"{name} compiled from source: {worker.ready['compiled']}"
         print(f"{name}: cold import on Python 3.10 {worker.ready['init_s']:.2f} s")
 
 
@@ -152,7 +171,9 @@ def test_session_key_routes_jwks_and_avatar_on_python_310(
     assert url.endswith(".webp") and url.split("/", 3)[3] in avatar_keys(aws_backend), url
 
     for name, worker in scf_workers.items():
-        assert worker.send({"inspect": True})["foreign_modules"] == [], name
+        inspected = worker.send({"inspect": True})
+        assert inspected["foreign_modules"] == [], name
+        assert inspected["compiled"] == [], f"{name} compiled from source: {inspected['compiled']}"
     assert [line for line in aws_backend.denials() if ":user/scf " in line] == []
 
 

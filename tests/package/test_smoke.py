@@ -153,6 +153,9 @@ def test_every_artifact_imports_in_a_clean_interpreter(
         assert ready["flags"] == {"isolated": 1, "no_site": 1}
         assert ready["sys_path"][0] == str(unpacked[name])
         assert not any("site-packages" in p or ".venv" in p for p in ready["sys_path"]), ready["sys_path"]
+        # Lambda's task directory is read-only: a module without usable bytecode is compiled at every
+        # cold start. The shipped bytecode must be what the runtime actually loads.
+        assert ready["compiled"] == [], f"{name} compiled from source: {ready['compiled']}"
         # Reported, not asserted: the smoke test shares the CPU with everything else running here.
         print(f"{name}: cold import {ready['init_s']:.2f} s")
 
@@ -338,6 +341,13 @@ def test_nothing_was_imported_from_outside_the_artifact(deployment: Deployment) 
     # After the flows above: lazy imports (httpx transports, botocore services, anyio) included.
     for name, worker in deployment.workers.items():
         assert worker.send({"inspect": True})["foreign_modules"] == [], name
+
+
+def test_no_module_was_compiled_from_source(deployment: Deployment) -> None:
+    """After the flows above, lazy imports included: every module came from the shipped bytecode."""
+    for name, worker in deployment.workers.items():
+        compiled = worker.send({"inspect": True})["compiled"]
+        assert compiled == [], f"{name} compiled from source (no usable bytecode in the zip): {compiled}"
 
 
 # --- the same artifacts with Tencent SCF's configuration ------------------------------------------

@@ -9,6 +9,10 @@ it would on Lambda. Standard library only in this file, for that reason.
 Protocol: one JSON line per event on stdin; one line per answer on stdout, prefixed with MARK
 (the app may print to stdout too). The first answer reports the cold start; the event
 `{"inspect": true}` answers where every loaded module came from.
+
+Both also name the artifact's modules that the import system compiled from source (`compiled`):
+none when the artifact ships bytecode for this interpreter that it accepts (infra/bytecode.py).
+An audit hook sees every `compile()`; the import system's are those called by `source_to_code`.
 """
 
 import importlib
@@ -18,10 +22,31 @@ import sys
 import time
 import traceback
 import uuid
-from types import SimpleNamespace
+from types import FrameType, SimpleNamespace
 from typing import Any
 
 MARK = "@@worker@@ "
+COMPILED: list[str] = []
+
+
+def watch_compiles(artifact: str) -> None:
+    """Record in COMPILED each module under `artifact` that an import compiles from its source."""
+    root = os.path.join(artifact, "")
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event != "compile" or not str(args[1]).startswith(root):
+            return
+        # compile() <- _call_with_frames_removed <- SourceLoader.source_to_code (3.10 to 3.13)
+        frame: FrameType | None = sys._getframe(1)
+        for _ in range(3):
+            if frame is None:
+                return
+            if frame.f_code.co_name == "source_to_code" and "importlib" in frame.f_code.co_filename:
+                COMPILED.append(os.path.relpath(str(args[1]), artifact))
+                return
+            frame = frame.f_back
+
+    sys.addaudithook(hook)
 
 
 def reply(message: dict[str, Any]) -> None:
@@ -62,6 +87,7 @@ def context(function_name: str) -> Any:
 def main() -> int:
     artifact, handler_name = sys.argv[1], sys.argv[2]
     sys.path.insert(0, artifact)
+    watch_compiles(artifact)
     module_name, attribute = handler_name.rsplit(".", 1)
     started = time.perf_counter()
     try:
@@ -76,12 +102,13 @@ def main() -> int:
             "python": list(sys.version_info[:3]),
             "sys_path": sys.path,
             "flags": {"isolated": sys.flags.isolated, "no_site": sys.flags.no_site},
+            "compiled": list(COMPILED),
         }
     )
     for line in sys.stdin:
         event = json.loads(line)
         if event.get("inspect"):
-            reply({"foreign_modules": foreign_modules(artifact)})
+            reply({"foreign_modules": foreign_modules(artifact), "compiled": list(COMPILED)})
             continue
         started = time.perf_counter()
         try:

@@ -10,9 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi import APIRouter
 
 from shared import logs
+from shared.api.app import create_app
+from shared.api.handler import lambda_handler
 from shared.logs import JsonFormatter, configure_logging, hash_openid, request_context, scrub
+from tests.lambda_events import apigw_v2, lambda_context
 
 
 def formatted(message: str, *args: Any, **extra: Any) -> dict[str, Any]:
@@ -112,7 +116,9 @@ def root_logger() -> Iterator[logging.Logger]:
     """The root logger without any handler (as a fresh process has it), restored afterwards."""
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
-    saved_wire = {name: logging.getLogger(name).level for name in logs.WIRE_LOGGERS}
+    saved_wire = {
+        name: logging.getLogger(name).level for name in (*logs.WIRE_LOGGERS, *logs.DUPLICATE_LOGGERS)
+    }
     root.handlers = []
     yield root
     root.handlers = saved_handlers
@@ -167,3 +173,27 @@ def test_on_lambda_the_runtimes_handler_formats_our_json_instead_of_a_second_wri
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "wx-login-prod-login")
     configure_logging()
     assert ours(root_logger) == [runtime] and isinstance(runtime.formatter, JsonFormatter)
+
+
+def test_one_request_writes_one_line_not_mangums_too(root_logger, monkeypatch, capsys):
+    """Mangum logs each request at INFO (`mangum.http`); the access log already has it: held at WARNING."""
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    for name in logs.DUPLICATE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)  # as a fresh process has it
+    router = APIRouter()
+
+    @router.get("/ping")
+    def ping() -> dict[str, str]:
+        return {"pong": "yes"}
+
+    root_logger.handlers = []  # pytest's capturing handlers arrive after fixtures
+    handler = lambda_handler(create_app(router))
+    response = handler(apigw_v2("GET", "/api/v1/ping"), lambda_context("req-ping"))
+    assert response["statusCode"] == 200
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    assert [(line["logger"], line["message"]) for line in lines] == [
+        ("shared.api.access_log", lines[0]["message"])
+    ], lines
+    assert lines[0]["route"] == "/api/v1/ping" and lines[0]["request_id"] == "req-ping"
+    assert not logging.getLogger("mangum.http").isEnabledFor(logging.INFO)
+    assert logging.getLogger("mangum.http").isEnabledFor(logging.WARNING)
