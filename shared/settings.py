@@ -160,7 +160,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     elif len(jwt_secret) < MIN_JWT_SECRET_BYTES and (jwt_secret or algorithm == "HS256"):
         # With RS256/ES256 the secret is optional: it only verifies tokens issued before the switch.
         problems.append("JWT_SECRET")
-    previous = tuple(s.strip().encode() for s in env.get("JWT_PREVIOUS_SECRETS", "").split(",") if s.strip())
+    # Like JWT_SECRET, each older secret is its bytes as given (no trimming), so a rotated secret
+    # keeps verifying exactly the tokens it signed.
+    previous = tuple(s.encode() for s in env.get("JWT_PREVIOUS_SECRETS", "").split(",") if s)
     if any(len(s) < MIN_JWT_SECRET_BYTES for s in previous):
         problems.append("JWT_PREVIOUS_SECRETS")
 

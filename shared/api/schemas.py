@@ -28,7 +28,8 @@ def _https_url(value: str) -> str:
     if len(value) > 255:
         raise ValueError("must be at most 255 characters")
     parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname or _CONTROL.search(value) or " " in value:
+    # startswith, not only the parsed scheme: urlsplit lowercases "HTTPS:" and the contract says https://.
+    if not value.startswith("https://") or not parts.hostname or _CONTROL.search(value) or " " in value:
         raise ValueError("must be an https:// URL")
     return value
 

@@ -69,6 +69,8 @@ def test_profile_patch_changes_only_what_is_given(client, login):
         {"nickname": 5},
         {"avatar": "http://a.example/1.png"},
         {"avatar": "https://" + "a" * 250 + ".png"},
+        {"avatar": "https://a.example/" + "p" * 238},
+        {"avatar": "HTTPS://a.example/1.png"},
         {"avatar": "javascript:alert(1)"},
         {"bio": "b" * 201},
         {"bio": "ok", "admin": True},
@@ -101,9 +103,12 @@ def test_profile_without_or_with_bad_token(client):
         {"code": 123},
         {"code": None},
         {"code": "ok", "nickName": "n" * 51},
+        {"code": "ok", "nickName": " " + "n" * 51 + " "},
         {"code": "ok", "nickName": 7},
         {"code": "ok", "avatarUrl": "http://insecure.example/a.png"},
         {"code": "ok", "avatarUrl": "https://" + "a" * 250},
+        {"code": "ok", "avatarUrl": "https://a.example/" + "p" * 238},
+        {"code": "ok", "avatarUrl": "HTTPS://a.example/1.png"},
         {"code": "ok", "unknown": 1},
         ["code"],
         "code",
@@ -115,8 +120,14 @@ def test_login_rejects_bad_input_before_asking_wechat(client, simulator, body):
 
 
 def test_login_accepts_the_edges_of_valid_input(client):
-    body = {"code": "z" * 128, "nickName": "n" * 50, "avatarUrl": "https://a.example/" + "p" * 237}
-    assert client.post(LOGIN, json=body).status_code == 200
+    body = {
+        "code": "z" * 128,
+        "nickName": "  " + "n" * 50 + " ",
+        "avatarUrl": "https://a.example/" + "p" * 237,
+    }
+    response = client.post(LOGIN, json=body)
+    assert response.status_code == 200
+    assert response.json()["data"]["user"]["nickname"] == "n" * 50  # trimmed, then counted
 
 
 def test_non_json_body_is_invalid_request(client):
@@ -127,6 +138,24 @@ def test_non_json_body_is_invalid_request(client):
         client.post(LOGIN, content=b"code=abc", headers={"Content-Type": "text/plain"}),
         400,
         "INVALID_REQUEST",
+    )
+
+
+def test_the_body_limit_is_exactly_16_kib(client):
+    def body_of(size):
+        head, tail = b'{"code": "edge.', b'"}'
+        return head + b"x" * (size - len(head) - len(tail)) + tail
+
+    # 16384 bytes is let through (the code is then too long: a validation answer, not 413).
+    assert_error(
+        client.post(LOGIN, content=body_of(16 * 1024), headers={"Content-Type": "application/json"}),
+        400,
+        "INVALID_REQUEST",
+    )
+    assert_error(
+        client.post(LOGIN, content=body_of(16 * 1024 + 1), headers={"Content-Type": "application/json"}),
+        413,
+        "PAYLOAD_TOO_LARGE",
     )
 
 

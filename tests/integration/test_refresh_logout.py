@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from shared.keys import jwt_keys
 from shared.models import SessionModel
 from shared.tokens import issue_access_token
@@ -54,6 +56,14 @@ def test_previous_token_within_grace_gets_the_same_current_token_without_rotatin
     assert client.get(PROFILE, headers=bearer(racer_data["access_token"])).status_code == 200
     # The shared current token still rotates normally.
     assert refresh(client, winner["refresh_token"]).status_code == 200
+
+
+@pytest.mark.parametrize(("after", "expected"), [(9.9, 200), (10.2, 401)])
+def test_the_grace_window_is_ten_seconds(client, login, frozen_clock, after, expected):
+    first = login()
+    refresh(client, first["refresh_token"])
+    frozen_clock.advance(after)
+    assert refresh(client, first["refresh_token"]).status_code == expected
 
 
 def test_previous_token_after_grace_is_reuse_and_revokes_the_whole_session(client, login, frozen_clock):
@@ -120,7 +130,9 @@ def test_logout_revokes_access_and_refresh_tokens_at_once(client, login):
     assert reason(refresh(client, first["refresh_token"])) == (401, "SESSION_REVOKED")
     assert reason(client.post(REFRESH, headers=bearer(first["access_token"]))) == (401, "SESSION_REVOKED")
     # Logging out an already revoked session with a token we signed is still fine.
-    assert client.post(LOGOUT, headers=bearer(first["access_token"])).status_code == 200
+    again = client.post(LOGOUT, headers=bearer(first["access_token"]))
+    assert again.status_code == 200
+    assert again.json()["message"] == "退出成功" and again.json()["data"] == {"message": "退出成功"}
 
 
 def test_logout_only_ends_that_session(client, login):

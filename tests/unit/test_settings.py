@@ -52,10 +52,17 @@ def test_unsafe_values_are_problems():
 
 def test_secret_is_the_utf8_bytes_as_given_and_previous_secrets_are_split():
     settings = load_settings(
-        {**GOOD_PROD, "JWT_SECRET": "密" * 11, "JWT_PREVIOUS_SECRETS": "a" * 32 + ", " + "b" * 32}
+        {**GOOD_PROD, "JWT_SECRET": "密" * 11, "JWT_PREVIOUS_SECRETS": "a" * 32 + "," + "b" * 32}
     )
     assert settings.jwt_secret == ("密" * 11).encode()
     assert settings.jwt_previous_secrets == (b"a" * 32, b"b" * 32)
+
+
+def test_a_secret_with_spaces_verifies_the_same_before_and_after_rotation():
+    padded = " " + "p" * 32 + " "
+    current = load_settings({**GOOD_PROD, "JWT_SECRET": padded})
+    rotated = load_settings({**GOOD_PROD, "JWT_SECRET": "q" * 32, "JWT_PREVIOUS_SECRETS": padded})
+    assert current.jwt_secret == padded.encode() == rotated.jwt_previous_secrets[0]
 
 
 def test_secrets_never_appear_in_repr():
