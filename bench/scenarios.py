@@ -104,12 +104,13 @@ class Builder:
         """A stored user (openid `bench-NAME`, as the fake WeChat names it); answers (openid, id)."""
         from shared import clock
         from shared.crypto import encrypt_at_rest
+        from shared.keys import session_key_cipher_key
         from shared.models import UserModel
 
         self._next_id += 1
         openid = f"bench-{name}"
         stamp = clock.iso_ms(clock.now())
-        key = self.settings.session_key_encryption_key
+        key = session_key_cipher_key(self.settings)
         self._put(
             UserModel(
                 openid,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared import clock, logs
+from shared.errors import Reason, ServiceError
 from shared.keys import jwt_keys, refresh_chain_key
 from shared.models import SessionModel, UserModel
 from shared.sessions import (
@@ -74,10 +75,25 @@ def refresh_with_access_token(settings: Settings, access_token: str) -> dict[str
     return access_token_answer(settings, principal.user, principal.claims.sid, clock.now())
 
 
+def _is_live(claims: AccessClaims) -> bool:
+    try:
+        session, user = load_session_and_user(claims.sid, claims.openid)
+        ensure_live(session, user, user_id=claims.user_id, now=clock.now())
+    except ServiceError as exc:
+        if exc.reason is not Reason.SESSION_REVOKED:
+            raise
+        return False
+    return True
+
+
 def logout(settings: Settings, access_token: str, *, everywhere: bool) -> None:
-    """Revoke the token's session (or every session of its user). A token past `exp` may still log out."""
+    """Revoke the token's session (or every session of its user). A token past `exp` may still log out.
+
+    Ending every device takes a live session: the token of a session already over (an old token found
+    in a log) ends at most that session, and the answer is the same as for any repeated logout.
+    """
     claims = verify_access_token(settings, jwt_keys(settings), access_token, allow_expired=True)
     logs.bind_openid(claims.openid)
-    if everywhere:
+    if everywhere and _is_live(claims):
         revoke_all_sessions(claims.openid, clock.now())
     revoke_session(claims.sid, claims.user_id)

@@ -8,14 +8,15 @@ from shared import clock, logs
 from shared.auth import access_token_answer
 from shared.content_security import screen_login_nickname
 from shared.errors import Reason, ServiceError
+from shared.keys import session_key_cipher_key
 from shared.login_replay import FirstLogin, claim_code, login_record, release_code, remember_login
 from shared.models import UserModel
 from shared.phone import phone_from_code, save_phone
-from shared.ratelimit import counting_rejected_codes, openid_login_rate, refuse_blocked_ip
-from shared.sessions import load_user, start_session
+from shared.ratelimit import counting_rejected_codes, openid_login_rate, refuse_blocked_ip, update_within_rate
+from shared.sessions import start_session
 from shared.settings import Settings
 from shared.users import upsert_on_login, user_summary
-from shared.wechat import CODE_USED, CodeRejected, WeChatClient
+from shared.wechat import WeChatClient
 from shared.wechat_token import AccessTokenManager
 
 logger = logging.getLogger(__name__)
@@ -59,12 +60,17 @@ def login(
         # Saved with the session: the replay record costs no round trip of its own.
         records = [login_record(code, openid=user.openid, is_new_user=is_new, now=now)]
     else:
-        user, is_new = _replayed(first), first.is_new_user
+        user, is_new = _replayed(settings, first, now), first.is_new_user
         records = []
     phone: dict[str, object] = {}
     if phone_code is not None and tokens is not None and not (first is not None and user.phone_masked):
         # A replay whose first answer already bound a phone skips it: its phone code is spent too.
-        user, phone = _bind_phone_at_login(settings, tokens, user, phone_code, now)
+        try:
+            user, phone = _bind_phone_at_login(settings, tokens, user, phone_code, now)
+        except ServiceError:
+            if records:
+                _remember_if_possible(code, user, is_new, now)
+            raise
     try:
         issued = start_session(
             user_id=int(user.id or 0),
@@ -109,7 +115,7 @@ def _exchange(
         unionid=identity.unionid,
         nickname=nickname,
         avatar=avatar,
-        encryption_key=settings.session_key_encryption_key,
+        encryption_key=session_key_cipher_key(settings),
         now=now,
         rate=openid_login_rate(settings),
     )
@@ -124,14 +130,14 @@ def _remember_if_possible(code: str, user: UserModel, is_new: bool, now: float) 
         logger.warning("could not record a login whose session failed: storage unavailable")
 
 
-def _replayed(first: FirstLogin) -> UserModel:
+def _replayed(settings: Settings, first: FirstLogin, now: float) -> UserModel:
+    """The user of a replayed code, read in a write that takes from the same per-openid login budget
+    as a fresh login: a leaked code cannot mint sessions without limit within its 5 minutes."""
     logs.bind_openid(first.openid)
-    try:
-        return load_user(first.openid)
-    except ServiceError as exc:
-        if exc.reason is not Reason.SESSION_REVOKED:
-            raise
-        raise CodeRejected(CODE_USED) from None  # the user is gone since: answer as WeChat would
+    user = UserModel(first.openid)  # exists: the replay record is written after its upsert
+    unchanged = [UserModel.sessions_revoked_at.set(UserModel.sessions_revoked_at | 0)]
+    update_within_rate(user, unchanged, UserModel.login_tat, openid_login_rate(settings), now)
+    return user
 
 
 def _bind_phone_at_login(

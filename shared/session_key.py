@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.crypto import DecryptionError, decrypt_at_rest
 from shared.errors import Reason, ServiceError
+from shared.keys import session_key_cipher_key
 from shared.models import UserModel
 from shared.settings import Settings
 from shared.wechat import errcode_of, raise_for_credentials, raise_for_rate_limit, wechat_unavailable
@@ -34,7 +35,7 @@ def stored_session_key(settings: Settings, user: UserModel) -> str | None:
     if not user.session_key_enc:
         return None
     try:
-        return decrypt_at_rest(settings.session_key_encryption_key, user.session_key_enc, user.openid)
+        return decrypt_at_rest(session_key_cipher_key(settings), user.session_key_enc, user.openid)
     except DecryptionError:
         # SESSION_KEY_ENCRYPTION_KEY was changed since this login: the key is lost, a new login restores it.
         logger.warning("stored session_key does not decrypt with the configured key")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
@@ -29,7 +29,7 @@ class IssuedRefresh:
     """A session and the refresh token its holder should now use."""
 
     session: SessionModel
-    refresh_token: str
+    refresh_token: str = field(repr=False)
 
 
 def _revoked(message: str = "会话已失效, 请重新登录") -> ServiceError:

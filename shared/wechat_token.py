@@ -48,7 +48,7 @@ REFRESH_AHEAD_S = 240
 # A token this close to its expiry is not used at all (it could expire in flight).
 EXPIRY_MARGIN_S = 30
 # The lease outlives one whole WeChat exchange (retries included), so it only lapses if its holder died.
-LEASE_S = TOTAL_BUDGET_S + 2.5
+LEASE_S = 2 * TOTAL_BUDGET_S + 2.5  # a refresh may fetch twice (normal, then forced)
 # How long an instance with no usable token waits for another one's refresh before giving up.
 WAIT_S = TOTAL_BUDGET_S
 POLL_S = (0.05, 0.1, 0.2, 0.3, 0.5)

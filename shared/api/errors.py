@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,11 +19,20 @@ _STATUS_MESSAGES = {
 }
 
 
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,40}")
+
+
+def _field(part: object) -> str:
+    # A field name is client input too (an unknown field is echoed back): only plain names are.
+    text = str(part)
+    return text if _FIELD_NAME.fullmatch(text) else "<field>"
+
+
 def describe_validation_errors(exc: RequestValidationError) -> str:
     """A readable summary of what was wrong, naming fields but never echoing their values."""
     parts = []
     for error in exc.errors()[:5]:
-        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        location = ".".join(_field(part) for part in error.get("loc", ()) if part != "body")
         if error.get("type") == "json_invalid":
             parts.append("请求体不是合法的 JSON")
         else:

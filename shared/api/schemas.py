@@ -87,7 +87,8 @@ class ProfilePatch(StrictModel):
     @classmethod
     def _no_nulls_and_something_to_change(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            nulls = [name for name, value in data.items() if value is None]
+            # Only our own field names are named: any other key is client input (and refused anyway).
+            nulls = [name for name, value in data.items() if value is None and name in cls.model_fields]
             if nulls:
                 raise ValueError(f"{', '.join(nulls)} must not be null")
             if not data:

@@ -7,6 +7,7 @@ import jwt
 
 from local.wechat_sim import openid_for
 from shared.crypto import decrypt_at_rest
+from shared.keys import session_key_cipher_key
 from shared.models import SessionModel, UserModel
 from tests.conftest import bearer
 
@@ -64,14 +65,12 @@ def test_session_key_is_stored_encrypted_and_never_answered(client, settings, si
     raw = scan(settings.users_table)
     assert session_key not in str(raw)
     user = UserModel.get(openid_for("alice"))
-    assert (
-        decrypt_at_rest(settings.session_key_encryption_key, user.session_key_enc, user.openid) == session_key
-    )
+    assert decrypt_at_rest(session_key_cipher_key(settings), user.session_key_enc, user.openid) == session_key
     assert user.unionid == "sim-union-alice"
     login("alice")  # every login stores the new key
     assert (
         decrypt_at_rest(
-            settings.session_key_encryption_key,
+            session_key_cipher_key(settings),
             UserModel.get(openid_for("alice")).session_key_enc,
             user.openid,
         )

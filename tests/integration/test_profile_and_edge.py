@@ -202,3 +202,14 @@ def test_openapi_page_documents_every_route(client):
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/v1/auth/wx-login", "/api/v1/auth/refresh", "/api/v1/auth/logout", PROFILE} <= set(paths)
+
+
+def test_validation_messages_do_not_echo_odd_field_names(client, login):
+    token = login()["access_token"]
+    odd = "<img src=x onerror=alert(1)>"
+    for response in (
+        client.post(LOGIN, json={"code": "ok", odd: 1}),
+        client.patch(PROFILE, headers=bearer(token), json={odd: None}),
+    ):
+        body = assert_error(response, 400, "INVALID_REQUEST")
+        assert odd not in response.text and "<img" not in body["message"]

@@ -198,3 +198,12 @@ def test_limits_are_settings():
     assert ratelimit.openid_login_rate(off) is None and off.problems == ()
     bad = load_settings(dict(TEST_ENV, LOGIN_LIMIT_PER_OPENID="-1", RATE_LIMIT_WINDOW_S="0"))
     assert {"LOGIN_LIMIT_PER_OPENID", "RATE_LIMIT_WINDOW_S"} <= set(bad.problems)
+
+
+def test_replays_of_one_code_take_from_the_same_per_openid_budget(client, limits, simulator):
+    limits(login_limit_per_openid=3, rate_limit_window_s=60)
+    code = f"replayer.{next(codes)}"
+    answers = [log_in(client, code).status_code for _ in range(5)]
+    assert answers == [200, 200, 200, 429, 429]  # one login, two replays, then the budget is spent
+    assert simulator.calls["/sns/jscode2session"] == 1
+    assert sessions_of("sim-replayer") == 3

@@ -185,3 +185,12 @@ def test_logout_needs_a_token_we_signed(client, login):
         "INVALID_REQUEST",
     )
     assert client.get(PROFILE, headers=bearer(first["access_token"])).status_code == 200
+
+
+def test_logout_all_needs_a_live_session(client, login, settings):
+    stale = login("alice")
+    client.post(LOGOUT, headers=bearer(stale["access_token"]))  # that session is over
+    fresh = login("alice")
+    response = client.post(LOGOUT, headers=bearer(stale["access_token"]), json={"all": True})
+    assert response.status_code == 200  # as any repeated logout; but it ends no other session
+    assert client.get(PROFILE, headers=bearer(fresh["access_token"])).status_code == 200

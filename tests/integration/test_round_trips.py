@@ -23,7 +23,7 @@ BUDGET = {
     "refresh, refresh token": (2, 0),
     "refresh, access token": (1, 0),
     "logout": (1, 0),
-    "logout, all": (2, 0),
+    "logout, all": (3, 0),  # a live session is required to end every device
     "profile GET": (1, 0),
     "profile PATCH, avatar": (2, 0),
     "profile PATCH, bio (content check)": (2, 1),
