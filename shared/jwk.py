@@ -15,7 +15,6 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
 MIN_RSA_BITS = 2048
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey

@@ -112,8 +112,9 @@ def _asymmetric_keys(
     private = b""
     if raw_private:
         try:
-            jwk.load_private_key(jwk.normalize_pem(raw_private), algorithm)
-            private = jwk.normalize_pem(raw_private)
+            pem = jwk.normalize_pem(raw_private)
+            jwk.load_private_key(pem, algorithm)
+            private = pem
         except ValueError:
             problems.append("JWT_PRIVATE_KEY")
     elif algorithm != "HS256":
