@@ -16,12 +16,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from pynamodb.exceptions import PynamoDBException
-
 from shared import clock
 from shared.crypto import sha256_hex
 from shared.errors import ServiceError
-from shared.models import CacheModel, is_condition_failure, storage_errors
+from shared.models import CacheModel, storage_errors, write_if
 from shared.wechat import TOTAL_BUDGET_S
 
 logger = logging.getLogger(__name__)
@@ -55,13 +53,10 @@ def claim_code(code: str) -> FirstLogin | None:
     for attempt in range(1_000):
         now = int(clock.now())
         claim = CacheModel(_key(code), expires_at=now + CLAIM_S, ttl=now + CLAIM_S + TTL_SLACK_S)
+        free = CacheModel.pk.does_not_exist() | (CacheModel.expires_at < now)
+        if write_if(lambda: claim.save(condition=free)):  # noqa: B023 (called at once)
+            return None
         with storage_errors():
-            try:
-                claim.save(condition=CacheModel.pk.does_not_exist() | (CacheModel.expires_at < now))
-                return None
-            except PynamoDBException as exc:
-                if not is_condition_failure(exc):
-                    raise
             try:
                 item = CacheModel.get(_key(code), consistent_read=True)
             except CacheModel.DoesNotExist:
@@ -89,22 +84,13 @@ def login_record(code: str, *, openid: str, is_new_user: bool, now: float) -> Ca
 def remember_login(code: str, *, openid: str, is_new_user: bool, now: float) -> None:
     """Record the successful login with an owned code; a record already there (first answer) stays."""
     item = login_record(code, openid=openid, is_new_user=is_new_user, now=now)
-    with storage_errors():
-        try:
-            item.save(condition=CacheModel.data.does_not_exist())
-        except PynamoDBException as exc:
-            if not is_condition_failure(exc):
-                raise
+    write_if(lambda: item.save(condition=CacheModel.data.does_not_exist()))
 
 
 def release_code(code: str) -> None:
     """Drop an owned claim after a failed login, so a retry need not wait for it to lapse."""
     try:
-        with storage_errors():
-            CacheModel(_key(code)).delete(condition=CacheModel.data.does_not_exist())
-    except PynamoDBException as exc:
-        if not is_condition_failure(exc):
-            logger.warning("could not release a login claim: %s", type(exc).__name__)
+        write_if(lambda: CacheModel(_key(code)).delete(condition=CacheModel.data.does_not_exist()))
     except ServiceError:
         # Storage is failing: the claim lapses by itself within CLAIM_S.
         logger.warning("could not release a login claim: storage unavailable")

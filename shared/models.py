@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -153,6 +153,19 @@ def storage_errors() -> Iterator[None]:
         if is_condition_failure(exc):
             raise
         raise StorageUnavailable() from exc
+
+
+def write_if(write: Callable[[], object]) -> bool:
+    """Run one conditional DynamoDB write: False when its condition did not hold (nothing written).
+
+    Any other failure is StorageUnavailable, as under `storage_errors`.
+    """
+    try:
+        with storage_errors():
+            write()
+    except PynamoDBException:  # storage_errors lets only condition failures through
+        return False
+    return True
 
 
 def create_tables() -> None:

@@ -32,12 +32,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import NumberAttribute
-from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
 from shared.errors import Reason, ServiceError
-from shared.models import CacheModel, is_condition_failure, storage_errors
+from shared.models import CacheModel, storage_errors, write_if
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -97,13 +96,8 @@ def update_within_rate(
         ([*actions, tat.set(tat + rate.interval)], tat <= now + rate.tolerance),
     )
     for update, condition in attempts:
-        try:
-            with storage_errors():
-                item.update(actions=update, condition=condition)
+        if write_if(lambda: item.update(actions=update, condition=condition)):  # noqa: B023 (called at once)
             return
-        except PynamoDBException as exc:
-            if not is_condition_failure(exc):
-                raise
     # The next token is due at most one interval from now (the last one taken was due by now).
     raise rate_limited(rate.interval)
 

@@ -6,14 +6,13 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 from pynamodb.transactions import TransactGet, TransactWrite
 
 from shared.clock import micros
 from shared.crypto import sha256_hex
 from shared.errors import Reason, ServiceError, StorageUnavailable
-from shared.models import SessionModel, UserModel, is_condition_failure, storage_errors
+from shared.models import SessionModel, UserModel, storage_errors, write_if
 from shared.tokens import new_refresh_token, new_session_id, next_refresh_token, refresh_token_session
 
 # A rotated refresh token presented again this soon (two tabs, a retry) is a race, not a theft.
@@ -58,20 +57,20 @@ def start_session(
         expires_at=int(now) + refresh_ttl,
         ttl=int(now) + refresh_ttl + TTL_SLACK_S,
     )
-    with storage_errors():
-        try:
-            if alongside:
-                with TransactWrite(connection=SessionModel._get_connection().connection) as transaction:
-                    transaction.save(session, condition=SessionModel.sid.does_not_exist())
-                    for item in alongside:
-                        transaction.save(item)
-            else:
-                session.save(condition=SessionModel.sid.does_not_exist())
-        except PynamoDBException as exc:
-            if not is_condition_failure(exc):
-                raise
-            # A random 128-bit id already taken: never expected, so no token and no retry of our own.
-            raise StorageUnavailable() from exc
+    new = SessionModel.sid.does_not_exist()
+
+    def save() -> None:
+        if not alongside:
+            session.save(condition=new)
+            return
+        with TransactWrite(connection=SessionModel._get_connection().connection) as transaction:
+            transaction.save(session, condition=new)
+            for item in alongside:
+                transaction.save(item)
+
+    if not write_if(save):
+        # A random 128-bit id already taken: never expected, so no token and no retry of our own.
+        raise StorageUnavailable()
     return IssuedRefresh(session, token)
 
 
@@ -83,24 +82,22 @@ def rotate_refresh_token(token: str, *, chain_key: bytes, refresh_ttl: int, now:
     presented = sha256_hex(token)
     successor = next_refresh_token(chain_key, token)
     session = SessionModel(sid)
-    try:
-        with storage_errors():
-            session.update(
-                actions=[
-                    SessionModel.refresh_hash.set(sha256_hex(successor)),
-                    SessionModel.prev_refresh_hash.set(presented),
-                    SessionModel.rotated_at.set(now),
-                    SessionModel.generation.add(1),
-                    SessionModel.expires_at.set(int(now) + refresh_ttl),
-                    SessionModel.ttl.set(int(now) + refresh_ttl + TTL_SLACK_S),
-                ],
-                condition=(SessionModel.refresh_hash == presented)
-                & (SessionModel.revoked == False)  # noqa: E712 (a DynamoDB condition, not a comparison)
-                & (SessionModel.expires_at > int(now)),
-            )
-    except PynamoDBException as exc:
-        if not is_condition_failure(exc):
-            raise
+    rotated = write_if(
+        lambda: session.update(
+            actions=[
+                SessionModel.refresh_hash.set(sha256_hex(successor)),
+                SessionModel.prev_refresh_hash.set(presented),
+                SessionModel.rotated_at.set(now),
+                SessionModel.generation.add(1),
+                SessionModel.expires_at.set(int(now) + refresh_ttl),
+                SessionModel.ttl.set(int(now) + refresh_ttl + TTL_SLACK_S),
+            ],
+            condition=(SessionModel.refresh_hash == presented)
+            & (SessionModel.revoked == False)  # noqa: E712 (a DynamoDB condition, not a comparison)
+            & (SessionModel.expires_at > int(now)),
+        )
+    )
+    if not rotated:
         return _refresh_off_the_common_path(token, presented, sid, chain_key=chain_key, now=now)
     return IssuedRefresh(session, successor)
 
@@ -146,15 +143,12 @@ def _reuse_detected(session: SessionModel) -> None:
 
 def revoke_session(sid: str, user_id: int) -> None:
     """Mark a session revoked; a session that no longer exists is already as good as revoked."""
-    with storage_errors():
-        try:
-            SessionModel(sid).update(
-                actions=[SessionModel.revoked.set(True)],
-                condition=SessionModel.sid.exists() & (SessionModel.user_id == user_id),
-            )
-        except PynamoDBException as exc:
-            if not is_condition_failure(exc):
-                raise
+    write_if(
+        lambda: SessionModel(sid).update(
+            actions=[SessionModel.revoked.set(True)],
+            condition=SessionModel.sid.exists() & (SessionModel.user_id == user_id),
+        )
+    )
 
 
 def ensure_live(session: SessionModel, user: UserModel, *, user_id: int, now: float) -> None:

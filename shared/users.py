@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.update import Action
 
 from shared.clock import iso_ms, micros
 from shared.crypto import encrypt_at_rest
 from shared.errors import StorageUnavailable
-from shared.models import USER_ID_COUNTER_KEY, CounterModel, UserModel, is_condition_failure, storage_errors
+from shared.models import (
+    USER_ID_COUNTER_KEY,
+    CounterModel,
+    UserModel,
+    storage_errors,
+    write_if,
+)
 from shared.ratelimit import Rate, update_within_rate
 
 # WeChat's placeholder for users who shared no nickname: never worth storing over a real one.
@@ -64,15 +69,15 @@ def upsert_on_login(
 def _assign_id(user: UserModel, now: float) -> tuple[UserModel, bool]:
     counter = CounterModel(USER_ID_COUNTER_KEY)
     counter.update(actions=[CounterModel.value.add(1)])
-    try:
-        user.update(actions=[UserModel.id.set(counter.value)], condition=UserModel.id.does_not_exist())
-    except PynamoDBException as exc:
-        if not is_condition_failure(exc):
-            raise
+    if not write_if(
+        lambda: user.update(
+            actions=[UserModel.id.set(counter.value)], condition=UserModel.id.does_not_exist()
+        )
+    ):
         # A concurrent first login won the race; its id is the user's. Our counter value is skipped.
         user.refresh(consistent_read=True)
         if user.id is None:
-            raise StorageUnavailable() from exc  # the condition failed, yet no id is stored: never a token
+            raise StorageUnavailable() from None  # the condition failed, yet no id is stored: never a token
         return user, False
     return user, True
 
@@ -96,27 +101,23 @@ def update_profile(
         if value is not None
     ]
     not_later = UserModel.updated_at.does_not_exist() | (UserModel.updated_at <= stamp)
-    with storage_errors():
-        try:
-            user.update(
-                actions=[UserModel.updated_at.set(stamp), *fields],
-                condition=UserModel.openid.exists() & not_later,
-            )
-            return user
-        except PynamoDBException as exc:
-            if not is_condition_failure(exc):
-                raise
-        try:
-            if fields:
-                user.update(actions=fields, condition=UserModel.openid.exists())
-            else:
+    exists = UserModel.openid.exists()
+    if write_if(
+        lambda: user.update(actions=[UserModel.updated_at.set(stamp), *fields], condition=exists & not_later)
+    ):
+        return user
+    # A write stamped later than ours landed first: keep its stamp, still save our fields.
+    try:
+        if fields:
+            saved = write_if(lambda: user.update(actions=fields, condition=exists))
+        else:
+            with storage_errors():
                 user.refresh(consistent_read=True)
-        except UserModel.DoesNotExist:
-            raise StorageUnavailable() from None  # the user vanished under a live session: never expected
-        except PynamoDBException as exc:
-            if not is_condition_failure(exc):
-                raise
-            raise StorageUnavailable() from exc
+            saved = True
+    except UserModel.DoesNotExist:
+        saved = False
+    if not saved:
+        raise StorageUnavailable()  # the user vanished under a live session: never expected
     return user
 
 
@@ -134,16 +135,40 @@ def bind_phone(user: UserModel, *, phone_enc: str, phone_masked: str, now: float
     return user
 
 
+# Concurrent uploads of one user: each retry re-reads the user, so this only bounds a pathological race.
+AVATAR_WRITE_ATTEMPTS = 3
+
+
+def set_uploaded_avatar(user: UserModel, key: str, url: str, now: float) -> str | None:
+    """Set the user's avatar to `url` (object `key`); answers the key of the object it replaced.
+
+    Conditional on the stored key being the one we read: two racing uploads cannot both claim to
+    replace the same object, so the loser's predecessor (the winner's object) is never deleted, and
+    none is left behind.
+    """
+    actions: list[Action] = [
+        UserModel.avatar.set(url),
+        UserModel.avatar_key.set(key),
+        UserModel.updated_at.set(iso_ms(now)),
+    ]
+    for _ in range(AVATAR_WRITE_ATTEMPTS):
+        previous = user.avatar_key
+        unchanged = UserModel.avatar_key == previous if previous else UserModel.avatar_key.does_not_exist()
+        condition = UserModel.openid.exists() & unchanged
+        if write_if(lambda: user.update(actions=actions, condition=condition)):  # noqa: B023 (called at once)
+            return previous
+        with storage_errors():
+            user.refresh(consistent_read=True)
+    raise StorageUnavailable()
+
+
 def revoke_all_sessions(openid: str, now: float) -> None:
     """Revoke every session of a user that exists now, in one write."""
-    with storage_errors():
-        try:
-            UserModel(openid).update(
-                actions=[UserModel.sessions_revoked_at.set(micros(now))], condition=UserModel.openid.exists()
-            )
-        except PynamoDBException as exc:
-            if not is_condition_failure(exc):
-                raise
+    write_if(
+        lambda: UserModel(openid).update(
+            actions=[UserModel.sessions_revoked_at.set(micros(now))], condition=UserModel.openid.exists()
+        )
+    )
 
 
 def user_summary(user: UserModel) -> dict[str, object]:

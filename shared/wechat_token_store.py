@@ -12,10 +12,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from pynamodb.exceptions import PynamoDBException
-
 from shared.crypto import DecryptionError, decrypt_at_rest, encrypt_at_rest
-from shared.models import CacheModel, is_condition_failure, storage_errors
+from shared.models import CacheModel, storage_errors, write_if
 
 # DynamoDB's TTL removes an item some time after this many seconds past its expiry.
 TTL_SLACK_S = 3600
@@ -69,29 +67,17 @@ def save_token(pk: str, key: bytes, token: str, *, expires_at: int, expected_ver
     )
     # Absent (first token, or deleted by TTL) or still the version the caller read.
     condition = CacheModel.pk.does_not_exist() | (CacheModel.version == expected_version)
-    with storage_errors():
-        try:
-            item.save(condition=condition)
-        except PynamoDBException as exc:
-            if not is_condition_failure(exc):
-                raise
-            return None
-    return version
+    return version if write_if(lambda: item.save(condition=condition)) else None
 
 
 def invalidate_token(pk: str, version: int) -> bool:
     """Mark token `version` rejected, unless it was already refreshed or invalidated; True if this did it."""
-    with storage_errors():
-        try:
-            CacheModel(pk).update(
-                actions=[CacheModel.expires_at.set(INVALIDATED)],
-                condition=(CacheModel.version == version) & (CacheModel.expires_at > INVALIDATED),
-            )
-        except PynamoDBException as exc:
-            if not is_condition_failure(exc):
-                raise
-            return False
-    return True
+    return write_if(
+        lambda: CacheModel(pk).update(
+            actions=[CacheModel.expires_at.set(INVALIDATED)],
+            condition=(CacheModel.version == version) & (CacheModel.expires_at > INVALIDATED),
+        )
+    )
 
 
 def acquire_lease(pk: str, *, now: float, lease_s: float) -> str | None:
@@ -100,21 +86,10 @@ def acquire_lease(pk: str, *, now: float, lease_s: float) -> str | None:
     lease = CacheModel(
         f"{pk}#lease", data=holder, expires_at=int(now + lease_s) + 1, ttl=int(now + lease_s) + TTL_SLACK_S
     )
-    with storage_errors():
-        try:
-            lease.save(condition=CacheModel.pk.does_not_exist() | (CacheModel.expires_at < int(now)))
-        except PynamoDBException as exc:
-            if not is_condition_failure(exc):
-                raise
-            return None
-    return holder
+    free = CacheModel.pk.does_not_exist() | (CacheModel.expires_at < int(now))
+    return holder if write_if(lambda: lease.save(condition=free)) else None
 
 
 def release_lease(pk: str, holder: str) -> None:
     """Give the lease back early (only if still ours), so waiting instances need not let it lapse."""
-    with storage_errors():
-        try:
-            CacheModel(f"{pk}#lease").delete(condition=CacheModel.data == holder)
-        except PynamoDBException as exc:
-            if not is_condition_failure(exc):
-                raise
+    write_if(lambda: CacheModel(f"{pk}#lease").delete(condition=CacheModel.data == holder))

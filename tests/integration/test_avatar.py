@@ -162,7 +162,7 @@ def test_a_failed_user_update_deletes_the_new_object(client, login, s3, settings
         raise StorageUnavailable()
 
     token = login("alice")["access_token"]
-    monkeypatch.setattr(shared.avatars, "_point_user_at", fail)
+    monkeypatch.setattr(shared.avatars, "set_uploaded_avatar", fail)
     response = upload(client, token, samples.jpeg())
     assert (response.status_code, response.json()["reason"]) == (503, "STORAGE_UNAVAILABLE")
     assert keys_in_bucket(s3, settings) == []
