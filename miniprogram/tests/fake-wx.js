@@ -44,6 +44,26 @@ function createFakeWx(options) {
   // ui: the order of showLoading / hideLoading / showToast calls, as they would appear on screen.
   const calls = { login: 0, requests: [], toasts: [], loading: [], ui: [] };
   let codeCounter = 0;
+
+  // One routed call (wx.request or wx.uploadFile): recorded, answered by its route after `delay`;
+  // `success` shapes a routed answer into what that API hands its success callback.
+  function route(o, extra, success) {
+    const url = new URL(o.url);
+    const req = Object.assign(
+      { url: o.url, origin: url.origin, path: url.pathname, header: o.header || {}, timeout: o.timeout },
+      extra
+    );
+    calls.requests.push(req);
+    const handler = fake.routes[req.method + ' ' + req.path];
+    const answer = handler ? handler(req) : failure(404, 'NOT_FOUND');
+    Promise.resolve(answer).then((res) => {
+      setTimeout(() => {
+        if (res.fail) o.fail({ errMsg: res.fail });
+        else o.success(success(res));
+      }, fake.delay);
+    });
+  }
+
   const fake = {
     routes: Object.assign({}, opts.routes),
     storage: storage,
@@ -66,54 +86,21 @@ function createFakeWx(options) {
     },
 
     request(o) {
-      const url = new URL(o.url);
-      const req = {
-        url: o.url,
-        origin: url.origin,
-        path: url.pathname,
-        method: o.method || 'GET',
-        header: o.header || {},
-        data: o.data,
-        timeout: o.timeout,
-      };
-      calls.requests.push(req);
-      const handler = fake.routes[req.method + ' ' + req.path];
-      const answer = handler ? handler(req) : failure(404, 'NOT_FOUND');
-      Promise.resolve(answer).then((res) => {
-        setTimeout(() => {
-          if (res.fail) o.fail({ errMsg: res.fail });
-          else o.success({ statusCode: res.statusCode, data: res.data, header: {} });
-        }, fake.delay);
-      });
+      route(o, { method: o.method || 'GET', data: o.data }, (res) => ({
+        statusCode: res.statusCode,
+        data: res.data,
+        header: {},
+      }));
     },
 
     // wx.uploadFile: routed like a POST; the answer's `data` reaches the page as a string, as on a phone.
     uploadFile(o) {
-      const url = new URL(o.url);
-      const req = {
-        url: o.url,
-        origin: url.origin,
-        path: url.pathname,
-        method: 'POST',
-        header: o.header || {},
-        filePath: o.filePath,
-        name: o.name,
-        formData: o.formData,
-        timeout: o.timeout,
-        upload: true,
-      };
-      calls.requests.push(req);
-      const handler = fake.routes['POST ' + req.path];
-      const answer = handler ? handler(req) : failure(404, 'NOT_FOUND');
-      Promise.resolve(answer).then((res) => {
-        setTimeout(() => {
-          if (res.fail) o.fail({ errMsg: res.fail });
-          else {
-            const data = typeof res.data === 'string' ? res.data : JSON.stringify(res.data);
-            o.success({ statusCode: res.statusCode, data: data, errMsg: 'uploadFile:ok' });
-          }
-        }, fake.delay);
-      });
+      const extra = { method: 'POST', filePath: o.filePath, name: o.name, formData: o.formData, upload: true };
+      route(o, extra, (res) => ({
+        statusCode: res.statusCode,
+        data: typeof res.data === 'string' ? res.data : JSON.stringify(res.data),
+        errMsg: 'uploadFile:ok',
+      }));
     },
 
     getStorageSync(key) {
