@@ -51,6 +51,8 @@ class Settings:
     mysql_password: str = field(default="", repr=False)
     mysql_database: str = ""
     mysql_connect_timeout_s: float = 3.0
+    # How long one MySQL answer may take (the greeting, a packet's results) before the connection is given up.
+    mysql_read_timeout_s: float = 2.0
     aws_region: str = "us-east-1"
     session_key_encryption_key: bytes = field(default=b"", repr=False)
     # Avatar uploads (only the avatar function needs them; it reports them missing itself).
@@ -240,6 +242,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mysql_password=env.get("MYSQL_PASSWORD", ""),
         mysql_database=mysql_database or (f"wx_login_{stage}" if local else ""),
         mysql_connect_timeout_s=_number(env, "MYSQL_CONNECT_TIMEOUT_S", 3.0, problems, low=0.1, high=10),
+        mysql_read_timeout_s=_number(env, "MYSQL_READ_TIMEOUT_S", 2.0, problems, low=0.1, high=10),
         aws_region=env.get("AWS_REGION", "").strip()
         or env.get("AWS_DEFAULT_REGION", "").strip()
         or "us-east-1",
