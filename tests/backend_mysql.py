@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 from shared.storage.base import Storage
 from shared.storage.mysql.adapter import MySQLStorage
 from shared.storage.mysql.migrations import TABLES
@@ -43,3 +43,9 @@ def round_trips(storage: Storage) -> Iterator[Counter[str]]:
     counts: Counter[str] = Counter()
     yield counts
     counts.update(storage.db.trips - before)
+
+
+def sibling(storage: Storage) -> Storage:
+    """Another adapter on the same database, with its own connection (another function instance)."""
+    assert isinstance(storage, MySQLStorage)
+    return MySQLStorage(mysql_settings(get_settings()))
