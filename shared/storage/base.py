@@ -175,6 +175,14 @@ class CachedWeChatToken:
     expires_at: int
 
 
+@dataclass(frozen=True)
+class Purge:
+    """What a scheduled cleanup deleted: rows per table, and whether it got through all expired ones."""
+
+    deleted: dict[str, int]
+    complete: bool
+
+
 class Storage(ABC):
     """Everything the domain stores. One instance per process, built from settings at start."""
 
@@ -308,6 +316,11 @@ class Storage(ABC):
         """Give the lease back early, only if `holder` still holds it."""
 
     # --- operations (deploy time, schedules, tests) ---------------------------------------------
+
+    def purge_expired(self, *, now: float, budget_s: float) -> Purge:
+        """Delete records expired before `now` in bounded batches, for at most about `budget_s` (a timer
+        function). A database that expires records itself (DynamoDB's TTL) has nothing to do."""
+        return Purge({}, complete=True)
 
     @abstractmethod
     def create_schema(self) -> None:

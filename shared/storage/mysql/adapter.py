@@ -34,6 +34,7 @@ from shared.storage.base import (
     LoginUpsert,
     NewSession,
     ProfileChange,
+    Purge,
     Rate,
     Renewal,
     Rotation,
@@ -41,6 +42,7 @@ from shared.storage.base import (
     Storage,
     User,
 )
+from shared.storage.mysql.cleanup import purge_expired
 from shared.storage.mysql.connection import Bounds, Database, Result, Target
 from shared.storage.mysql.migrations import migrate
 
@@ -422,6 +424,9 @@ class MySQLStorage(Storage):
         self._run("release_lease", [release], {"name": name, "holder": holder}, idempotent=True)
 
     # --- operations ----------------------------------------------------------------------------
+
+    def purge_expired(self, *, now: float, budget_s: float) -> Purge:
+        return purge_expired(self.db, now=now, budget_s=budget_s)
 
     def create_schema(self) -> None:
         migrate(self._target)
