@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: dev test lint typecheck pytest node-test venv node clean package test-package
+.PHONY: dev test lint typecheck pytest node-test venv node clean package test-package mariadb dev-mysql dev-mysql-stop
 
 venv: $(VENV)/.installed
 
@@ -20,8 +20,36 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 ## Serve the whole API on 127.0.0.1:$(PORT) with in-memory DynamoDB and a WeChat simulator.
+## `make dev STORAGE=mysql`: on a local MariaDB instead (started and migrated here, data in .local/mysql/).
+ifeq ($(STORAGE),mysql)
+dev: venv dev-mysql
+	PORT=$(PORT) STORAGE=mysql MYSQL_HOST=127.0.0.1 MYSQL_PORT=$(MYSQL_DEV_PORT) $(PY) -m local.devserver
+else
 dev: venv
 	PORT=$(PORT) $(PY) -m local.devserver
+endif
+
+MYSQL_DEV_DIR := .local/mysql
+MYSQL_DEV_PORT ?= 3307
+
+## The dev MariaDB: started unless running (kept running, data kept across restarts), then migrated.
+dev-mysql: venv mariadb
+	$(PY) -m local.mariadb start $(MYSQL_DEV_DIR) $(MYSQL_DEV_PORT)
+	STORAGE=mysql MYSQL_HOST=127.0.0.1 MYSQL_PORT=$(MYSQL_DEV_PORT) $(PY) -m shared.storage.mysql.migrate
+
+dev-mysql-stop:
+	@if [ -f $(MYSQL_DEV_DIR)/mysqld.pid ]; then kill $$(cat $(MYSQL_DEV_DIR)/mysqld.pid) && echo "MariaDB stopped"; fi
+
+## Debian's MariaDB for the MySQL tests and `make dev STORAGE=mysql`: installed when missing and we are
+## root (CI is). Elsewhere the MySQL tests skip, saying why.
+mariadb:
+	@if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null; \
+		else \
+			echo "mariadb-server is not installed (and we are not root): the MySQL tests will be skipped"; \
+		fi; \
+	fi
 
 ## Lint, type-check and run every test.
 test: lint typecheck pytest node-test test-package
@@ -33,7 +61,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-pytest: venv
+pytest: venv mariadb
 	$(PY) -m pytest --ignore=tests/package
 
 ## Build the deployments, no cloud account needed: AWS into .serverless/ (osls package, Lambda
