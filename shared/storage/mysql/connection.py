@@ -253,6 +253,7 @@ class Database:
                             "mysql %s: error %d, giving up after %d attempts", operation, code, conflicts
                         )
                         raise StorageUnavailable() from exc
+                    logger.info("mysql %s: error %d, attempt %d: trying again", operation, code, conflicts)
                     time.sleep(wait)
                     continue
                 connection.close()

@@ -174,6 +174,8 @@ def test_fifty_concurrent_first_logins_make_one_user_and_exactly_one_created(
     storage: Storage, sibling: Callable[[], Storage]
 ) -> None:
     instances = [sibling() for _ in range(50)]
+    for instance in instances:  # each connected before the race, as a warm function instance is
+        assert instance.get_user("o-alice") is None
     results = all_at_once(50, lambda i: instances[i].upsert_user_on_login(login(key=f"enc-{i}")))
     answers = [result for result in results if not isinstance(result, BaseException)]
     assert answers == results, [r for r in results if isinstance(r, BaseException)]
@@ -335,6 +337,8 @@ def test_twenty_concurrent_rotations_of_one_hash_have_one_winner(
 ) -> None:
     storage.start_session(new_session())
     instances = [sibling() for _ in range(20)]
+    for instance in instances:
+        assert instance.get_session("sid-1") is not None
     results = all_at_once(
         20, lambda i: instances[i].rotate_refresh_if_current(rotation(successor=f"hash-{i}", jti=f"jti-{i}"))
     )
@@ -443,6 +447,8 @@ def test_count_rejected_code_is_atomic(storage: Storage, sibling: Callable[[], S
         3,
     ]
     instances = [sibling() for _ in range(20)]
+    for instance in instances:
+        assert instance.read_wechat_token("wx-none") is None
     results = all_at_once(
         20, lambda i: instances[i].count_rejected_code("ip#10.0.0.2#1", window_ends=int(NOW) + 60)
     )
