@@ -4,7 +4,10 @@ migrations run twice and concurrently; the cleanup in bounded batches."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +26,7 @@ from shared.storage.mysql.adapter import MySQLStorage
 from shared.storage.mysql.connection import Bounds, Target
 from shared.storage.mysql.migrations import LATEST, TABLES, migrate
 from tests.backend_mysql import backend
+from tests.conftest import ROOT, run_python
 from tests.integration.storage.test_storage_contract import NOW, login, new_session, stamp
 from tests.mysql_server import DATABASE, mysql_settings, server
 
@@ -346,3 +350,24 @@ def test_concurrent_threads_of_one_adapter_each_get_a_connection(storage: MySQLS
     with ThreadPoolExecutor(max_workers=8) as pool:
         ids = list(pool.map(one, range(8)))
     assert len(set(ids)) >= 2  # not serialised on one connection (and none shared at once)
+
+
+def test_the_migrate_command_creates_then_keeps_the_schema() -> None:
+    _fresh_database("wx_login_command")
+    env = {"STAGE": "dev", "STORAGE": "mysql", "MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(server().port)}
+    env |= {"MYSQL_USER": "root", "MYSQL_DATABASE": "wx_login_command"}
+    first = run_python("from shared.storage.mysql.migrate import main; raise SystemExit(main())", env)
+    assert f"schema version {LATEST} (applied: 1" in first.stdout
+    again = run_python("from shared.storage.mysql.migrate import main; raise SystemExit(main())", env)
+    assert f"schema version {LATEST} (applied: none)" in again.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "shared.storage.mysql.migrate"],
+        env={**env, "MYSQL_DATABASE": "", "PATH": os.environ.get("PATH", "")},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2 and "MYSQL_DATABASE" in missing.stderr
+    with admin(None) as cursor:
+        cursor.execute("DROP DATABASE wx_login_command")
