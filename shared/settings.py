@@ -242,7 +242,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mysql_password=env.get("MYSQL_PASSWORD", ""),
         mysql_database=mysql_database or (f"wx_login_{stage}" if local else ""),
         mysql_connect_timeout_s=_number(env, "MYSQL_CONNECT_TIMEOUT_S", 3.0, problems, low=0.1, high=10),
-        mysql_read_timeout_s=_number(env, "MYSQL_READ_TIMEOUT_S", 2.0, problems, low=0.1, high=10),
+        # Above the adapter's 1 s lock wait, which must end first (a lock wait is retried, a timeout is not).
+        mysql_read_timeout_s=_number(env, "MYSQL_READ_TIMEOUT_S", 2.0, problems, low=1.5, high=10),
         aws_region=env.get("AWS_REGION", "").strip()
         or env.get("AWS_DEFAULT_REGION", "").strip()
         or "us-east-1",

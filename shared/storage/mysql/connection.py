@@ -79,6 +79,12 @@ class Bounds:
     conflict_attempts: int = 3
     conflict_backoff_s: float = 0.02  # times the attempt number, plus jitter
 
+    def __post_init__(self) -> None:
+        # A lock wait must end (1205: rolled back, retried) before the client stops reading, or the
+        # wait would read as a lost connection, whose write is never retried.
+        if self.read_timeout_s <= self.lock_wait_timeout_s:
+            raise ValueError("read_timeout_s must exceed lock_wait_timeout_s")
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Bounds:
         """The defaults, with the timeouts the settings name."""
@@ -175,10 +181,11 @@ class _Connection:
         """True when the server has closed (or written to) this idle connection: readable before we
         asked anything means an EOF or an unsolicited error packet (MySQL 8's 4031)."""
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            poller = select.poll()  # not select(): it fails on descriptors past 1024
+            poller.register(self.sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+            return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
-        return bool(readable)
 
     def execute(self, statements: Sequence[str], params: Mapping[str, object] | None) -> list[Result]:
         """Send the statements as one packet and read every result set (the first error raises)."""

@@ -81,14 +81,16 @@ def in_background(call: Callable[[], T]) -> tuple[Future[T], ThreadPoolExecutor]
 
 def wait_for_lock_waits(pending: Future[Any]) -> None:
     """Until `pending` waits for a row lock (its answer, if it came first, is raised)."""
+    deadline = time.monotonic() + 20  # generous: the machine may be busy
     with admin() as cursor:
-        for _ in range(200):
+        while time.monotonic() < deadline:
             if pending.done():
                 raise AssertionError(f"answered without waiting: {pending.result()!r}")
             cursor.execute("SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")
             if cursor.fetchone()[0] >= 1:
                 return
-            time.sleep(0.01)
+            # InnoDB refreshes what INNODB_TRX shows only after 0.1 s without a read of it.
+            time.sleep(0.15)
     raise AssertionError("no transaction is waiting for a lock")
 
 
@@ -232,7 +234,13 @@ def test_a_held_row_lock_answers_unavailable_within_the_bound_and_writes_nothing
     assert session is not None and session.generation == 0
 
 
-def test_a_deadlock_is_retried_as_a_whole_transaction(storage: MySQLStorage) -> None:
+def test_a_deadlock_is_retried_as_a_whole_transaction(settings: Settings, storage: MySQLStorage) -> None:
+    # Lock waits long enough that only the deadlock (never a lock wait timeout) ends ours, however busy
+    # the machine is.
+    patient = MySQLStorage(
+        mysql_settings(settings), bounds=Bounds(read_timeout_s=30, lock_wait_timeout_s=20, budget_s=60)
+    )
+    storage = patient
     key = "k" * 64
     record = LoginRecord(key, "o-alice", True, int(time.time()) + 300)
     with admin() as rival:
@@ -256,6 +264,7 @@ def test_a_deadlock_is_retried_as_a_whole_transaction(storage: MySQLStorage) -> 
     session = storage.get_session("sid-1")
     assert session is not None
     assert storage.claim_login_code(key, now=time.time(), claim_until=int(time.time()) + 10) == record
+    patient.close()
 
 
 # --- migrations and cleanup ----------------------------------------------------------------------
