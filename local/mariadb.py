@@ -39,7 +39,8 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> None:  # pragma: no cover (runs in the child, before exec)
-    # If the test process is killed (not only when it exits), the kernel kills the server too.
+    # If the test process is killed (not only when it exits), the kernel kills the server too. The
+    # kernel watches the *thread* that started it: start() from the main thread (as the tests do).
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
