@@ -116,12 +116,17 @@ def bind_openid(openid: str) -> None:
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 _RESERVED = frozenset({"ts", "level", "logger", "message", "request_id", "openid_hash", "exc_type", "exc"})
+# uvicorn adds its message again with terminal colours (`extra={"color_message": ...}`): not for JSON.
+_DROPPED = frozenset({"color_message"})
+_NOT_EXTRA = _RECORD_ATTRIBUTES | _RESERVED | _DROPPED
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
 
 def _field(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
-    return scrub(str(value)[:_MAX_FIELD_CHARS])
+    text = str(value)[:_MAX_FIELD_CHARS]
+    return scrub(_ANSI.sub("", text) if "\x1b" in text else text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -140,7 +145,7 @@ class JsonFormatter(logging.Formatter):
             if state.openid_hash:
                 entry["openid_hash"] = state.openid_hash
         for name, value in record.__dict__.items():
-            if name not in _RECORD_ATTRIBUTES and name not in _RESERVED and not name.startswith("_"):
+            if name not in _NOT_EXTRA and not name.startswith("_"):
                 entry[name] = _field(value)
         if record.exc_info and record.exc_info[0] is not None:
             entry["exc_type"] = record.exc_info[0].__name__

@@ -40,6 +40,20 @@ def test_a_line_is_one_json_object_with_the_request_context_and_extra_fields():
     assert "request_id" not in formatted("after the request")
 
 
+def test_uvicorns_colour_copy_of_a_message_is_dropped_and_no_terminal_escape_is_kept():
+    """uvicorn logs `extra={"color_message": ...}` (ANSI escapes): a JSON line holds neither."""
+    entry = formatted(
+        "Uvicorn running on %s (Press CTRL+C to quit)",
+        "http://127.0.0.1:8000",
+        color_message="Uvicorn running on \x1b[1m%s\x1b[0m (Press CTRL+C to quit)",
+        status="\x1b[32m200 OK\x1b[0m",
+    )
+    assert "color_message" not in entry
+    assert entry["message"] == "Uvicorn running on http://127.0.0.1:8000 (Press CTRL+C to quit)"
+    assert entry["status"] == "200 OK"
+    assert "\x1b" not in json.dumps(entry) and "\\u001b" not in json.dumps(entry)
+
+
 def test_the_openid_hash_is_short_stable_and_not_the_openid():
     assert hash_openid("o6_bmjrPTlm6_2sgVt7hMZOPfL2M") == hash_openid("o6_bmjrPTlm6_2sgVt7hMZOPfL2M")
     assert len(hash_openid("x")) == 16 and hash_openid("a") != hash_openid("b")
