@@ -54,11 +54,16 @@ class Malformed(str, Enum):
 
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# Control characters but HTAB; `bytes.translate` deletes them faster than a regex finds them.
+_CONTROL = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F])
 _HOST = re.compile(rb"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})(?::([0-9]{1,5}))?")
 _PORT = re.compile(rb"[0-9]{1,5}")
 _PROTO = re.compile(rb"(?i:https?)")
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def _has_control(data: bytes) -> bool:
+    return len(data.translate(None, _CONTROL)) != len(data)
 
 
 def _port_ok(digits: bytes | None) -> bool:
@@ -67,7 +72,7 @@ def _port_ok(digits: bytes | None) -> bool:
 
 def _header_problem(name: bytes, value: bytes) -> Malformed | None:
     # Bytes 0x80-0xFF are allowed (RFC 9110's obs-text): only control characters are malformed.
-    if not _TOKEN.fullmatch(name) or _CONTROL.search(value):
+    if not _TOKEN.fullmatch(name) or _has_control(value):
         return Malformed.HEADER
     lowered = name.lower()
     if lowered == b"host":
@@ -107,22 +112,26 @@ def _escapes_problem(raw: bytes, part: Malformed, *, plus_is_space: bool = False
     if _BAD_ESCAPE.search(raw):
         return part
     decoded = unquote_to_bytes(raw.replace(b"+", b" ") if plus_is_space else raw)
-    if not _is_utf8(decoded) or (part is Malformed.PATH and _CONTROL.search(decoded)):
+    if not _is_utf8(decoded) or (part is Malformed.PATH and _has_control(decoded)):
         return part
     return None
 
 
 def scope_problem(scope: Scope) -> Malformed | None:
-    """What is malformed in an ASGI HTTP request, or None: headers, raw path, query string."""
-    marked = scope.get(MALFORMED_KEY)
-    if isinstance(marked, Malformed):
-        return marked
-    problem = _headers_problem(scope.get("headers") or ())
-    if problem is not None:
-        return problem
-    raw_path = scope.get("raw_path")
-    if isinstance(raw_path, bytes):
-        problem = _escapes_problem(raw_path, Malformed.PATH)
+    """What is malformed in an ASGI HTTP request, or None: headers, raw path, query string.
+
+    A scope built from a gateway's event carries `MALFORMED_KEY`: its headers and path were checked
+    in the event already (shared/api/handler.py), and its verdict stands.
+    """
+    if MALFORMED_KEY in scope:
+        marked = scope[MALFORMED_KEY]
+        if isinstance(marked, Malformed):
+            return marked
+    else:
+        problem = _headers_problem(scope.get("headers") or ())
+        raw_path = scope.get("raw_path")
+        if problem is None and isinstance(raw_path, bytes):
+            problem = _escapes_problem(raw_path, Malformed.PATH)
         if problem is not None:
             return problem
     query = scope.get("query_string")

@@ -38,7 +38,7 @@ class EdgeMangum(Mangum):
         if problem is not None:
             handler = self.infer(stand_in(event), context)
             scope, body = handler.scope, handler.body
-            scope[MALFORMED_KEY] = problem
+        scope[MALFORMED_KEY] = problem  # None too: the event was checked, the scope need not be again
         return handler(HTTPCycle(scope, body)(self.app))
 
 
