@@ -24,11 +24,18 @@ from tests.lambda_events import answer, apigw_v1, apigw_v2, lambda_context, tenc
 
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-FUNCTION_NAMES = sorted(info.name for info in pkgutil.iter_modules(functions.__path__))
 
 
 def function_module(name: str) -> ModuleType:
     return importlib.import_module(f"functions.{name}")
+
+
+# The HTTP functions (each an app); a timer function (functions/cleanup.py) has no routes.
+FUNCTION_NAMES = sorted(
+    info.name
+    for info in pkgutil.iter_modules(functions.__path__)
+    if hasattr(function_module(info.name), "app")
+)
 
 
 def api_routes(app: FastAPI) -> dict[str, set[str]]:
