@@ -332,3 +332,56 @@ def test_two_racing_logout_alls_cannot_bring_back_a_session_created_between_them
     assert reason(refresh(client, between["refresh_token"]))[1] == "SESSION_REVOKED"
     # A session created after both is live.
     assert client.get(PROFILE, headers=bearer(login("alice")["access_token"])).status_code == 200
+
+
+def race(count, call):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    start = Barrier(count)
+
+    def run(index):
+        start.wait()
+        return call(index)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_twenty_concurrent_refreshes_of_one_token_all_end_on_the_same_token(client, login):
+    first = login()
+    answers = race(20, lambda _: refresh(client, first["refresh_token"]))
+    assert [answer.status_code for answer in answers] == [200] * 20, [a.text for a in answers]
+    data = [answer.json()["data"] for answer in answers]
+    assert len({d["refresh_token"] for d in data}) == 1
+    assert len({claims(d["access_token"])["jti"] for d in data}) == 1  # one rotation, one access token
+    assert refresh(client, data[0]["refresh_token"]).status_code == 200
+
+
+def test_concurrent_bearer_refreshes_of_the_latest_token_all_get_the_same_new_one(client, login):
+    first = login()["access_token"]
+    answers = race(10, lambda _: renew(client, first))
+    assert [answer.status_code for answer in answers] == [200] * 10, [a.text for a in answers]
+    tokens = [answer.json()["data"]["access_token"] for answer in answers]
+    assert len({claims(token)["jti"] for token in tokens}) == 1
+    assert renew(client, tokens[0]).status_code == 200
+
+
+def test_logout_racing_refreshes_leaves_every_token_of_the_session_revoked(client, login):
+    session = login()
+
+    def call(index):
+        if index == 0:
+            return client.post(LOGOUT, headers=bearer(session["access_token"]))
+        if index % 2:
+            return refresh(client, session["refresh_token"])
+        return renew(client, session["access_token"])
+
+    answers = race(12, call)
+    assert answers[0].status_code == 200
+    assert {answer.status_code for answer in answers[1:]} <= {200, 401}, [a.text for a in answers]
+    handed_out = [a.json()["data"] for a in answers[1:] if a.status_code == 200] + [session]
+    for data in handed_out:
+        assert reason(client.get(PROFILE, headers=bearer(data["access_token"]))) == (401, "SESSION_REVOKED")
+        if "refresh_token" in data:
+            assert refresh(client, data["refresh_token"]).status_code == 401
