@@ -312,7 +312,7 @@ class Storage(ABC):
 
     @abstractmethod
     def acquire_lease(self, name: str, *, holder: str, now: float, until: int) -> bool:
-        """Take the lease `name` for `holder` until `until` if it is free or lapsed (`until` < `now`).
+        """Take the lease `name` for `holder` until `until` if it is free or lapsed (its stored end < `now`).
 
         `name` is the domain's, e.g. `wxtoken#<appid>` (the lease on refreshing that app's token)."""
 
@@ -323,9 +323,9 @@ class Storage(ABC):
     # --- operations (deploy time, schedules, tests) ---------------------------------------------
 
     def all_users_and_sessions(self) -> tuple[list[User], list[Session]]:
-        """Every stored user and session, expired and revoked ones included: a full scan, for local
-        checks that nothing was lost or duplicated (`make stress` through the dev server's
-        /__dev/stats). Never called by a deployed function."""
+        """Every stored user and session, expired and revoked ones included: a full scan, for checks that
+        nothing was lost or duplicated (the behavioural tests, and `make stress` through the dev
+        server's /__dev/stats). Never called by a deployed function."""
         raise NotImplementedError(f"{type(self).__name__} cannot list its users and sessions")
 
     @abstractmethod
