@@ -9,12 +9,18 @@ from shared.api.tencent import TencentAPIGateway
 from shared.coldstart import resume_gc
 
 
-def lambda_handler(app: FastAPI) -> Mangum:
+def lambda_handler(app: FastAPI, *, storage: bool = True) -> Mangum:
     """A `handler(event, context)`. Lifespan is off: Mangum would run it on every invocation.
 
-    Building it ends a function's cold start: the garbage collector paused by functions/__init__.py
-    resumes here.
+    Building it ends a function's cold start. With `storage` (every function but the JWKS one), the
+    process's storage adapter is built here from the settings (no I/O: it connects on first use), so
+    that its database driver loads during the cold start, not in the first request's time budget, and
+    is frozen with the rest: the garbage collector paused by functions/__init__.py resumes here.
     """
     handler = Mangum(app, lifespan="off", custom_handlers=[TencentAPIGateway])
+    if storage:
+        from shared.api.deps import process_storage
+
+        process_storage()
     resume_gc()
     return handler

@@ -193,7 +193,7 @@ def test_the_source_ip_is_the_gateways_never_x_forwarded_for(build):
     def whoami(ip: ClientIp) -> dict[str, str | None]:
         return {"ip": ip}
 
-    handler = lambda_handler(create_app(router))
+    handler = lambda_handler(create_app(router), storage=False)
     spoofed = build("GET", "/api/v1/whoami", headers={"X-Forwarded-For": "10.9.9.9", "X-Real-IP": "10.8.8.8"})
     status, body = answer(handler(spoofed, lambda_context()))
     assert status == 200 and body == {"ip": IP}
