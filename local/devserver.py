@@ -1,8 +1,8 @@
 """`make dev`: every route of every function in one process on 127.0.0.1, no cloud account.
 
 Storage is DynamoDB on moto's in-memory backend (tables created at start). Unless WX_API_BASE or
-WX_APPID is set, WeChat is the built-in simulator (local/wechat_sim.py); with WX_API_BASE set, that
-URL is called like the real WeChat. Uploaded avatars go to a moto S3 bucket and are served back from
+WX_APPID is set, WeChat is the built-in simulator (local/wechat_sim.py); with WX_API_BASE set, that URL is
+called like the real WeChat. Uploaded avatars go to a moto S3 bucket and are served back from
 `/local-avatars/{key}` (a local-only route: deployed avatars are served by CloudFront).
 """
 
@@ -13,6 +13,7 @@ import os
 import sys
 
 import httpx
+import uvicorn
 from fastapi import FastAPI
 from moto import mock_aws
 
@@ -36,6 +37,7 @@ def build_app(
     """One app with every function's routes; WeChat answered by `simulator_transport` and storage
     by `store` when given."""
     from local.dev_stats import add_dev_stats
+    from local.docs import add_docs
     from shared.api.app import create_app
     from shared.api.deps import storage
     from shared.api.routes import avatar, decrypt, jwks, login, logout, phone, profile, refresh, session_check
@@ -55,6 +57,7 @@ def build_app(
     )
     _serve_local_avatars(app)
     add_dev_stats(app)
+    add_docs(app)
     if simulator_transport is not None:
         client = WeChatClient(get_settings(), transport=simulator_transport)
         app.dependency_overrides[login.wechat_client] = lambda: client
@@ -88,9 +91,31 @@ def create_avatar_bucket() -> None:
     boto3.client("s3", region_name=settings.aws_region).create_bucket(Bucket=settings.avatar_bucket)
 
 
+def server_config(app: FastAPI, port: int) -> uvicorn.Config:
+    """How `make dev` serves `app` on 127.0.0.1:`port`.
+
+    The client's IP (per-IP login limits, shared/api/client_ip.py) is the socket's peer: no proxy
+    headers, so `X-Forwarded-For` cannot choose it (uvicorn trusts them from 127.0.0.1 by default).
+    A request that is not HTTP is answered 400 in the envelope (local/http11.py). uvicorn's lines go
+    through our JSON logging (log_config=None), and our access log (shared/api/access_log.py)
+    replaces uvicorn's, which prints query strings.
+    """
+    from local.http11 import EnvelopeH11Protocol
+
+    return uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=EnvelopeH11Protocol,
+        proxy_headers=False,
+        log_level="info",
+        log_config=None,
+        access_log=False,
+    )
+
+
 def main() -> int:
     """Start moto, create tables, serve. Exits non-zero on unsafe settings."""
-    import uvicorn
 
     from local.moto_atomic import make_moto_atomic
     from local.wechat_sim import WeChatSimulator
@@ -122,9 +147,7 @@ def main() -> int:
         print(
             f"serving http://127.0.0.1:{port}/docs  (DynamoDB: moto in memory, WeChat: {wechat})", flush=True
         )
-        # uvicorn's lines go through our JSON logging too (log_config=None), and our access log
-        # (shared/api/access_log.py) replaces uvicorn's, which prints query strings.
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="info", log_config=None, access_log=False)
+        uvicorn.Server(server_config(app, port)).run()
     return 0
 
 
