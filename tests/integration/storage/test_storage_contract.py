@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import pytest
@@ -23,7 +25,6 @@ from shared.storage.base import (
     Storage,
 )
 from tests.conftest import Clock
-from tests.integration.storage.conftest import RoundTrips
 
 NOW = 1_800_000_000.0
 T = TypeVar("T")
@@ -494,7 +495,7 @@ def test_leases(storage: Storage) -> None:
 
 
 def test_each_operation_is_one_round_trip_on_its_common_path(
-    storage: Storage, round_trips: RoundTrips, clock_at: Clock
+    storage: Storage, round_trips: Callable[[], AbstractContextManager[Counter[str]]], clock_at: Clock
 ) -> None:
     rate = Rate(10, 60)
     storage.upsert_user_on_login(login(rate=rate))
@@ -540,7 +541,7 @@ def test_each_operation_is_one_round_trip_on_its_common_path(
     }
     counts: dict[str, int] = {}
     for name, operation in operations.items():
-        with round_trips(storage) as trips:
+        with round_trips() as trips:
             answer = operation()
         assert answer not in (None, False) or name.startswith(
             ("revoke", "release", "remember", "start", "claim")
