@@ -1,9 +1,11 @@
 """`make dev`: every route of every function in one process on 127.0.0.1, no cloud account.
 
-Storage is DynamoDB on moto's in-memory backend (tables created at start). Unless WX_API_BASE or
-WX_APPID is set, WeChat is the built-in simulator (local/wechat_sim.py); with WX_API_BASE set, that URL is
-called like the real WeChat. Uploaded avatars go to a moto S3 bucket and are served back from
-`/local-avatars/{key}` (a local-only route: deployed avatars are served by CloudFront).
+Storage is DynamoDB on moto's in-memory backend (tables created at start), or with STORAGE=mysql
+the MySQL database of the MYSQL_* settings (`make dev STORAGE=mysql`: a local MariaDB, migrated).
+Unless WX_API_BASE or WX_APPID is set, WeChat is the built-in simulator (local/wechat_sim.py); with
+WX_API_BASE set, that URL is called like the real WeChat. Uploaded avatars go to a moto S3 bucket and
+are served back from `/local-avatars/{key}` (a local-only route: deployed avatars are served by
+CloudFront).
 """
 
 from __future__ import annotations
@@ -144,9 +146,12 @@ def main() -> int:
         transport = httpx.MockTransport(simulator) if use_simulator else None
         app = build_app(transport, store)
         wechat = "built-in simulator" if use_simulator else settings.wx_api_base
-        print(
-            f"serving http://127.0.0.1:{port}/docs  (DynamoDB: moto in memory, WeChat: {wechat})", flush=True
+        where = (
+            f"MySQL {settings.mysql_host}:{settings.mysql_port}/{settings.mysql_database}"
+            if settings.storage == "mysql"
+            else "DynamoDB: moto in memory"
         )
+        print(f"serving http://127.0.0.1:{port}/docs  ({where}, WeChat: {wechat})", flush=True)
         uvicorn.Server(server_config(app, port)).run()
     return 0
 
