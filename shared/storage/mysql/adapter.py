@@ -11,10 +11,11 @@ How each guarantee is had:
   conditional write changes a matched row (a version, a generation or a new value), so 0 always means
   "the condition did not hold". In an ODKU the assignment that a condition reads is the last one
   (MySQL assigns left to right; each IF before it still sees the old value).
-- First logins: the unique key on openid and AUTO_INCREMENT. Concurrent first logins of one openid are
-  one INSERT and N-1 updates of the row it created; the statement that inserted (affected 1) is the one
-  that answers "created". An update also takes an AUTO_INCREMENT value: ids are unique, never reused,
-  not dense.
+- First logins: the unique key on openid and AUTO_INCREMENT. A login is an UPDATE of the known user,
+  then, only if that matched nothing, an INSERT ... ON DUPLICATE KEY UPDATE: concurrent first logins of
+  one openid are one insert and N-1 updates of the row it created, and the statement that inserted
+  (affected 1) answers "created". A returning login takes no AUTO_INCREMENT value; a refused one, or
+  one that lost a first-login race, does: ids are unique and never reused, nearly dense.
 - Expiry: every read of a session, a login code or a lease compares `expires_at` with now in its WHERE.
 """
 
@@ -152,10 +153,21 @@ class MySQLStorage(Storage):
         else:
             params.update(_bucket(change.rate, change.now))
             ok, first_tat, taken = BUCKET_HAS_TOKEN, "%(now)s + %(interval)s", BUCKET_TAKEN
-        upsert = f"""INSERT INTO users (openid, unionid, nickname, avatar, session_key_enc, created_at,
+        # A known user is one UPDATE (taking its token in the WHERE); only when it matched nothing does the
+        # INSERT produce its row: a returning login takes no AUTO_INCREMENT value (an ODKU alone would,
+        # every time). Its ODKU covers a first login that raced ours, or a known user being refused.
+        # Statement by statement (no transaction): an UPDATE of an absent row holds a gap lock to the end
+        # of its transaction, and two first logins' gap locks would deadlock each other's INSERT.
+        update = f"""UPDATE users SET session_key_enc = %(session_key_enc)s, updated_at = %(stamp)s,
+                unionid = COALESCE(%(unionid)s, unionid),
+                nickname = IF(%(nickname)s <> '', %(nickname)s, nickname),
+                avatar = IF(%(avatar)s <> '', %(avatar)s, avatar),
+                version = version + 1, login_tat = {taken}
+            WHERE openid = %(openid)s AND {ok}"""
+        insert = f"""INSERT INTO users (openid, unionid, nickname, avatar, session_key_enc, created_at,
                 updated_at, login_tat)
-            VALUES (%(openid)s, %(unionid)s, %(nickname)s, %(avatar)s, %(session_key_enc)s, %(stamp)s,
-                %(stamp)s, {first_tat})
+            SELECT %(openid)s, %(unionid)s, %(nickname)s, %(avatar)s, %(session_key_enc)s, %(stamp)s,
+                %(stamp)s, {first_tat} FROM DUAL WHERE @wx_login_updated = 0
             ON DUPLICATE KEY UPDATE
                 session_key_enc = IF({ok}, %(session_key_enc)s, session_key_enc),
                 updated_at = IF({ok}, %(stamp)s, updated_at),
@@ -164,14 +176,15 @@ class MySQLStorage(Storage):
                 avatar = IF({ok} AND %(avatar)s <> '', %(avatar)s, avatar),
                 version = IF({ok}, version + 1, version),
                 login_tat = IF({ok}, {taken}, login_tat)"""
-        written, read = self._run("upsert_user_on_login", [upsert, SELECT_USER], params, transaction=True)
+        statements = [update, "SET @wx_login_updated = ROW_COUNT()", insert, SELECT_USER]
+        updated, _, inserted, read = self._run("upsert_user_on_login", statements, params)
         user = _first_user(read)
-        if user is None:  # the row we wrote or found is gone within our own transaction: never expected
+        if user is None:  # the row we wrote or found is gone: never expected
             raise StorageUnavailable()
-        if written.affected == 0 and change.rate is not None:
+        if updated.affected == 0 and inserted.affected == 0 and change.rate is not None:
             # The next token is due at most one interval from now (the last one taken was due by now).
             raise RateLimited(change.rate.interval)
-        return user, written.affected == 1
+        return user, inserted.affected == 1
 
     def take_login_quota(self, openid: str, rate: Rate | None, now: float) -> User | None:
         if rate is None:

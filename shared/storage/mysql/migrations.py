@@ -54,8 +54,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             f"""CREATE TABLE IF NOT EXISTS users (
                 id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
-                openid VARCHAR(128) NOT NULL,
-                unionid VARCHAR(128) NULL,
+                openid VARCHAR(255) NOT NULL,
+                unionid VARCHAR(255) NULL,
                 nickname VARCHAR(255) NOT NULL DEFAULT '',
                 avatar VARCHAR(2048) NOT NULL DEFAULT '',
                 avatar_key VARCHAR(512) NULL,
@@ -78,7 +78,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"""CREATE TABLE IF NOT EXISTS sessions (
                 sid VARCHAR(64) NOT NULL,
                 user_id BIGINT UNSIGNED NOT NULL,
-                openid VARCHAR(128) NOT NULL,
+                openid VARCHAR(255) NOT NULL,
                 refresh_hash VARCHAR(128) NOT NULL,
                 prev_refresh_hash VARCHAR(128) NULL,
                 rotated_at DOUBLE NOT NULL DEFAULT 0,
@@ -97,7 +97,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             # A claim has no openid; a replay record has the first answer's openid and is_new_user.
             f"""CREATE TABLE IF NOT EXISTS login_codes (
                 code_key VARCHAR(128) NOT NULL,
-                openid VARCHAR(128) NULL,
+                openid VARCHAR(255) NULL,
                 is_new_user TINYINT(1) NOT NULL DEFAULT 0,
                 expires_at BIGINT NOT NULL,
                 PRIMARY KEY (code_key),
