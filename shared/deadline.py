@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-# The default and largest budget of a request: its answer is out before the contract's 10 s.
+# The default and largest budget of a deployed function's request: its answer is out before the
+# contract's 10 s. (`make dev` and the tests, with no function timeout, may allow their requests more.)
 DEFAULT_BUDGET_S = 9.0
 MAX_BUDGET_S = 9.0
 # No request lives longer than this: the functions' timeout (serverless.yml, infra/tencent/; checked by
