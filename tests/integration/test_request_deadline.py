@@ -3,7 +3,7 @@ longest flows is slow (held past WX_TIMEOUT_S, or trickled a byte at a time), an
 are, the request is answered in the envelope within its budget; no session exists that was not
 answered, and no code is sent to WeChat without time left for its answer.
 
-A small budget (3 s, WX_TIMEOUT_S 0.5 s) keeps these fast; one test runs the worst case at the defaults.
+A small budget (3 s, WX_TIMEOUT_S 1 s) keeps these fast; one test runs the worst case at the defaults.
 Set-up requests (a first login) run with the tests' generous budget; the request under test with the
 small one.
 """
@@ -40,9 +40,9 @@ from tests.slow_wechat import (
 
 LOGIN = "/api/v1/auth/wx-login"
 BUDGET_S = 3.0
-WX_TIMEOUT_S = 0.5
+WX_TIMEOUT_S = 1.0
 # What an answer may take past the deadline: the envelope, and moto's calls on a busy machine.
-SLACK_S = 0.5
+SLACK_S = 1.0
 HANG = {"delay_s": 5.0}  # past WX_TIMEOUT_S
 TRICKLE = {"trickle_s": 0.05}  # a byte every 50 ms: never a read timeout, the answer takes seconds
 MODES = {"hang": HANG, "trickle": TRICKLE}
@@ -59,7 +59,7 @@ def serve(app: FastAPI, settings: Settings, peer: SlowWeChat, **changes: Any) ->
 
 @pytest.fixture
 def peer(app: FastAPI, client: TestClient, settings: Settings, simulator: Any) -> Iterator[SlowWeChat]:
-    """The simulator on a socket, served to the app with a 0.5 s WeChat timeout."""
+    """The simulator on a socket, served to the app with a 1 s WeChat timeout."""
     with SlowWeChat(simulator).running() as slow:
         wechat = serve(app, settings, slow, wx_timeout_s=WX_TIMEOUT_S)
         # A first login pays for what a process loads once (botocore's models, moto): not the deadline's.
@@ -134,10 +134,10 @@ def test_a_one_tap_login_answers_within_its_budget_whichever_wechat_call_is_slow
 def test_the_worst_one_tap_login_at_the_default_budget_answers_within_ten_seconds(
     app, client, settings, simulator
 ):
-    # Before the deadline: 21.9 s (jscode2session answering in 2.9 s, then stable_token hanging twice).
+    # Before the deadline: 21.9 s (jscode2session answering in 2.5 s, then stable_token hanging twice).
     with SlowWeChat(simulator).running() as slow:
         wechat = serve(app, settings, slow, request_budget_s=DEFAULT_BUDGET_S, wx_timeout_s=3.0)
-        slow.slow(JSCODE2SESSION, delay_s=2.9)
+        slow.slow(JSCODE2SESSION, delay_s=2.5)  # within WX_TIMEOUT_S (3 s), with room for a busy machine
         slow.slow(STABLE_TOKEN, MSG_SEC_CHECK, PHONE_NUMBER, delay_s=30)
         response, elapsed = one_tap_login(client)
         wechat.close()
