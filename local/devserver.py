@@ -22,6 +22,7 @@ for _name, _value in {
     os.environ.setdefault(_name, _value)
 
 import httpx  # noqa: E402
+import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
@@ -33,6 +34,7 @@ logger = logging.getLogger("devserver")
 def build_app(simulator_transport: httpx.BaseTransport | None = None) -> FastAPI:
     """One app with every function's routes; WeChat answered by `simulator_transport` when given."""
     from local.dev_stats import add_dev_stats
+    from local.docs import add_docs
     from shared.api.app import create_app
     from shared.api.routes import avatar, decrypt, jwks, login, logout, phone, profile, refresh, session_check
     from shared.wechat import WeChatClient
@@ -51,6 +53,7 @@ def build_app(simulator_transport: httpx.BaseTransport | None = None) -> FastAPI
     )
     _serve_local_avatars(app)
     add_dev_stats(app)
+    add_docs(app)
     if simulator_transport is not None:
         client = WeChatClient(get_settings(), transport=simulator_transport)
         app.dependency_overrides[login.wechat_client] = lambda: client
@@ -82,9 +85,31 @@ def create_avatar_bucket() -> None:
     boto3.client("s3", region_name=settings.aws_region).create_bucket(Bucket=settings.avatar_bucket)
 
 
+def server_config(app: FastAPI, port: int) -> uvicorn.Config:
+    """How `make dev` serves `app` on 127.0.0.1:`port`.
+
+    The client's IP (per-IP login limits, shared/api/client_ip.py) is the socket's peer: no proxy
+    headers, so `X-Forwarded-For` cannot choose it (uvicorn trusts them from 127.0.0.1 by default).
+    A request that is not HTTP is answered 400 in the envelope (local/http11.py). uvicorn's lines go
+    through our JSON logging (log_config=None), and our access log (shared/api/access_log.py)
+    replaces uvicorn's, which prints query strings.
+    """
+    from local.http11 import EnvelopeH11Protocol
+
+    return uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=EnvelopeH11Protocol,
+        proxy_headers=False,
+        log_level="info",
+        log_config=None,
+        access_log=False,
+    )
+
+
 def main() -> int:
     """Start moto, create tables, serve. Exits non-zero on unsafe settings."""
-    import uvicorn
 
     from local.moto_atomic import make_moto_atomic
     from local.wechat_sim import WeChatSimulator
@@ -112,9 +137,7 @@ def main() -> int:
         print(
             f"serving http://127.0.0.1:{port}/docs  (DynamoDB: moto in memory, WeChat: {wechat})", flush=True
         )
-        # uvicorn's lines go through our JSON logging too (log_config=None), and our access log
-        # (shared/api/access_log.py) replaces uvicorn's, which prints query strings.
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="info", log_config=None, access_log=False)
+        uvicorn.Server(server_config(app, port)).run()
     return 0
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 
 from shared.auth import Principal, authenticate
 from shared.errors import Reason, ServiceError
@@ -25,19 +27,27 @@ async def settings_dependency(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(settings_dependency)]
 
 
-async def bearer_token(authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> str:
+class BearerScheme(SecurityBase):
+    """The `Authorization: Bearer <token>` header, declared in OpenAPI as an HTTP bearer scheme (so
+    that the /docs page's "Authorize" sends it) and parsed here: a missing or malformed header is
+    None, for the routes to answer in the envelope (FastAPI's HTTPBearer would answer 403 itself)."""
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel(bearerFormat="JWT", description="Our access token (wx-login, refresh)")
+        self.scheme_name = "bearerAuth"
+
+    async def __call__(self, request: Request) -> str | None:
+        return _parse_bearer(request.headers.get("authorization"))
+
+
+bearer_scheme = BearerScheme()
+
+
+async def bearer_token(token: Annotated[str | None, Depends(bearer_scheme)]) -> str:
     """The token of an `Authorization: Bearer <token>` header, or TOKEN_MISSING."""
-    token = _parse_bearer(authorization)
     if token is None:
         raise ServiceError(Reason.TOKEN_MISSING, "缺少访问令牌 (Authorization: Bearer <token>)")
     return token
-
-
-async def optional_bearer_token(
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> str | None:
-    """The bearer token when the header carries one."""
-    return _parse_bearer(authorization)
 
 
 def _parse_bearer(authorization: str | None) -> str | None:
@@ -53,5 +63,5 @@ def current_principal(settings: SettingsDep, token: Annotated[str, Depends(beare
 
 
 BearerToken = Annotated[str, Depends(bearer_token)]
-OptionalBearerToken = Annotated[str | None, Depends(optional_bearer_token)]
+OptionalBearerToken = Annotated[str | None, Depends(bearer_scheme)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -2,6 +2,7 @@
 the avatar function's Lambda/SCF handler."""
 
 import importlib
+import resource
 from urllib.parse import urlsplit
 
 import boto3
@@ -10,7 +11,7 @@ import pytest
 from shared.api.routes.avatar import AVATAR_BODY_LIMIT, store
 from shared.avatar_store import CACHE_CONTROL, KEY_PREFIX, avatar_store
 from shared.errors import Reason, ServerMisconfigured
-from shared.images import MAX_AVATAR_BYTES
+from shared.images import MAX_AVATAR_BYTES, MAX_OUTPUT_SIDE
 from shared.models import UserModel
 from shared.settings import load_settings
 from tests import avatar_samples as samples
@@ -86,6 +87,45 @@ def test_what_is_not_a_jpeg_png_or_webp_is_content_rejected_and_nothing_is_store
     assert (response.status_code, response.json()["reason"]) == (400, "CONTENT_REJECTED")
     assert keys_in_bucket(s3, settings) == []
     assert client.get("/api/v1/user/profile", headers=bearer(token)).json()["data"]["avatar"] == ""
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of the children it has waited for (the image sandbox)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.mark.parametrize(
+    ("build", "words"),
+    [
+        (lambda: samples.progressive_jpeg(512, 512, 150_000), "复杂"),  # 1.9 MB: 150,000 scans
+        (lambda: samples.lossless_webp(16384, 16384), "尺寸"),  # 34 bytes: 268 megapixels
+        (lambda: samples.png_bomb(65535, 65535, rows=1), "尺寸"),
+        (lambda: samples.animated_webp(50), "动图"),
+    ],
+    ids=["jpeg-150k-scans", "webp-16384-square", "png-65535-square", "animated-webp"],
+)
+def test_a_decoder_trap_is_refused_at_once_over_http_and_nothing_is_stored(
+    client, login, s3, settings, build, words
+):
+    token = login("alice")["access_token"]
+    data = build()
+    assert len(data) <= MAX_AVATAR_BYTES
+    before = cpu_seconds()
+    response = upload(client, token, data)
+    assert cpu_seconds() - before < 3.0
+    assert (response.status_code, response.json()["reason"]) == (400, "CONTENT_REJECTED")
+    assert words in response.json()["message"]
+    assert keys_in_bucket(s3, settings) == []
+
+
+def test_a_phone_photo_is_stored_scaled_down_and_upright(client, login, s3, settings):
+    token = login("alice")["access_token"]
+    response = upload(client, token, samples.phone_photo())  # 4000 x 3000, EXIF orientation 6
+    assert response.status_code == 200, response.text
+    stored = samples.decode(served(client, response.json()["data"]["avatar"]).content)
+    assert (stored.format, stored.size) == ("JPEG", (768, MAX_OUTPUT_SIDE))
+    assert not stored.getexif()
 
 
 @pytest.mark.parametrize("size", [3 * 1024 * 1024, MAX_AVATAR_BYTES + 1], ids=["3MiB", "2MiB+1"])

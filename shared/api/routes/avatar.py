@@ -12,9 +12,10 @@ from shared import clock
 from shared.api.app import API_PREFIX
 from shared.api.deps import CurrentPrincipal
 from shared.api.envelope import success
-from shared.api.schemas import ERROR_RESPONSES, Envelope, Profile
+from shared.api.schemas import BEARER, STORAGE, Envelope, Profile, error_responses
 from shared.avatar_store import AvatarStore, avatar_store
 from shared.avatars import replace_avatar
+from shared.errors import Reason
 from shared.images import ACCEPTED, MAX_AVATAR_BYTES
 from shared.settings import get_settings
 from shared.users import profile_view
@@ -34,7 +35,11 @@ def store() -> AvatarStore:
     return avatar_store(get_settings())
 
 
-@router.post("/user/avatar", response_model=Envelope[Profile], responses=ERROR_RESPONSES)
+@router.post(
+    "/user/avatar",
+    response_model=Envelope[Profile],
+    responses=error_responses(*BEARER, Reason.CONTENT_REJECTED, *STORAGE),
+)
 def upload_avatar(
     principal: CurrentPrincipal,
     file: Annotated[

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from shared.api.envelope import success
-from shared.api.schemas import ERROR_RESPONSES, JwksEnvelope
+from shared.api.schemas import JwksEnvelope, error_responses
 from shared.keys import jwt_keys
 from shared.settings import Settings, get_settings
 
@@ -21,7 +21,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 CACHE_CONTROL = "public, max-age=300"
 
 
-@router.get("/.well-known/jwks.json", response_model=JwksEnvelope, responses=ERROR_RESPONSES)
+@router.get("/.well-known/jwks.json", response_model=JwksEnvelope, responses=error_responses())
 def jwks(settings: SettingsDep) -> JSONResponse:
     """The JWK Set of the RS256/ES256 keys that verify our tokens (no `keys` with HS256 alone).
 

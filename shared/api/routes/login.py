@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse
 from shared.api.client_ip import ClientIp
 from shared.api.deps import SettingsDep
 from shared.api.envelope import success
-from shared.api.schemas import ERROR_RESPONSES, Envelope, LoginData, LoginRequest
+from shared.api.schemas import STORAGE, WECHAT, Envelope, LoginData, LoginRequest, error_responses
 from shared.api.wechat_deps import AccessTokensDep, wechat_client
+from shared.errors import Reason
 from shared.login import login
 from shared.wechat import WeChatClient
 
@@ -20,7 +21,11 @@ __all__ = ["router", "wechat_client"]
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/auth/wx-login", response_model=Envelope[LoginData], responses=ERROR_RESPONSES)
+@router.post(
+    "/auth/wx-login",
+    response_model=Envelope[LoginData],
+    responses=error_responses(Reason.WECHAT_CODE_INVALID, Reason.RATE_LIMITED, *WECHAT, *STORAGE),
+)
 def wx_login(
     body: LoginRequest,
     settings: SettingsDep,

@@ -7,15 +7,20 @@ from fastapi.responses import JSONResponse
 
 from shared.api.deps import BearerToken, SettingsDep
 from shared.api.envelope import success
-from shared.api.schemas import ERROR_RESPONSES, Envelope, LogoutRequest, MessageData
+from shared.api.schemas import STORAGE, Envelope, LogoutRequest, MessageData, error_responses
 from shared.auth import logout
+from shared.errors import Reason
 
 router = APIRouter(tags=["auth"])
 
 LOGGED_OUT = "退出成功"
 
 
-@router.post("/auth/logout", response_model=Envelope[MessageData], responses=ERROR_RESPONSES)
+@router.post(
+    "/auth/logout",
+    response_model=Envelope[MessageData],
+    responses=error_responses(Reason.TOKEN_MISSING, Reason.TOKEN_INVALID, *STORAGE),
+)
 def logout_session(
     settings: SettingsDep, token: BearerToken, body: LogoutRequest | None = None
 ) -> JSONResponse:

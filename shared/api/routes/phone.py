@@ -8,15 +8,20 @@ from fastapi.responses import JSONResponse
 from shared import clock
 from shared.api.deps import CurrentPrincipal, SettingsDep
 from shared.api.envelope import success
-from shared.api.schemas import ERROR_RESPONSES, Envelope
+from shared.api.schemas import BEARER, STORAGE, WECHAT, Envelope, error_responses
 from shared.api.session_key_schemas import PhoneData, PhoneRequest
 from shared.api.wechat_deps import AccessTokensDep
+from shared.errors import Reason
 from shared.phone import phone_from_code, phone_from_encrypted, save_phone
 
 router = APIRouter(tags=["session_key"])
 
 
-@router.post("/auth/phone", response_model=Envelope[PhoneData], responses=ERROR_RESPONSES)
+@router.post(
+    "/auth/phone",
+    response_model=Envelope[PhoneData],
+    responses=error_responses(*BEARER, Reason.PHONE_CODE_INVALID, Reason.DECRYPT_FAILED, *WECHAT, *STORAGE),
+)
 def bind_phone_number(
     body: PhoneRequest, principal: CurrentPrincipal, settings: SettingsDep, tokens: AccessTokensDep
 ) -> JSONResponse:

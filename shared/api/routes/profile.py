@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from shared import clock
 from shared.api.deps import CurrentPrincipal
 from shared.api.envelope import success
-from shared.api.schemas import ERROR_RESPONSES, Envelope, Profile, ProfilePatch
+from shared.api.schemas import BEARER, STORAGE, WECHAT, Envelope, Profile, ProfilePatch, error_responses
+from shared.errors import Reason
 from shared.users import profile_view, update_profile
 
 if TYPE_CHECKING:
@@ -19,13 +20,17 @@ if TYPE_CHECKING:
 router = APIRouter(tags=["user"])
 
 
-@router.get("/user/profile", response_model=Envelope[Profile], responses=ERROR_RESPONSES)
+@router.get("/user/profile", response_model=Envelope[Profile], responses=error_responses(*BEARER, *STORAGE))
 def get_profile(principal: CurrentPrincipal) -> JSONResponse:
     """The caller's profile."""
     return success(profile_view(principal.user))
 
 
-@router.patch("/user/profile", response_model=Envelope[Profile], responses=ERROR_RESPONSES)
+@router.patch(
+    "/user/profile",
+    response_model=Envelope[Profile],
+    responses=error_responses(*BEARER, Reason.CONTENT_REJECTED, *WECHAT, *STORAGE),
+)
 def patch_profile(principal: CurrentPrincipal, body: ProfilePatch, request: Request) -> JSONResponse:
     """Change any of nickname, avatar and bio; answers the updated profile.
 

@@ -8,11 +8,13 @@ from fastapi.responses import JSONResponse
 from shared.api.deps import OptionalBearerToken, SettingsDep
 from shared.api.envelope import success
 from shared.api.schemas import (
-    ERROR_RESPONSES,
+    BEARER,
+    STORAGE,
     AccessTokenData,
     Envelope,
     RefreshRequest,
     TokenPairData,
+    error_responses,
 )
 from shared.auth import refresh_with_access_token, refresh_with_refresh_token
 from shared.errors import Reason, ServiceError
@@ -24,7 +26,9 @@ router = APIRouter(tags=["auth"])
 @router.post(
     "/auth/refresh",
     response_model=Envelope[TokenPairData | AccessTokenData],
-    responses=ERROR_RESPONSES,
+    responses=error_responses(*BEARER, Reason.REFRESH_TOKEN_INVALID, Reason.REFRESH_TOKEN_REUSED, *STORAGE),
+    # The bearer token is one of two ways: a refresh token in the body needs none.
+    openapi_extra={"security": [{}]},
 )
 def refresh(
     settings: SettingsDep, access_token: OptionalBearerToken, body: RefreshRequest | None = None
