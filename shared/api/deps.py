@@ -1,7 +1,8 @@
-"""FastAPI dependencies: settings and the bearer-authenticated caller."""
+"""FastAPI dependencies: settings, storage and the bearer-authenticated caller."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Annotated
 
@@ -12,6 +13,8 @@ from fastapi.security.base import SecurityBase
 from shared.auth import Principal, authenticate
 from shared.errors import Reason, ServiceError
 from shared.settings import Settings, get_settings
+from shared.storage.base import Storage
+from shared.storage.factory import open_storage
 
 # The dependencies below that do no I/O are `async def` only so that FastAPI runs them in the event
 # loop: it runs a plain `def` dependency in a worker thread, a hand-off that costs more than the work
@@ -25,6 +28,28 @@ async def settings_dependency(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(settings_dependency)]
+
+_storage: Storage | None = None
+_storage_lock = threading.Lock()
+
+
+def process_storage() -> Storage:
+    """The process's storage adapter, built from the settings on first use (it connects lazily), then
+    reused by every request: one per function instance."""
+    global _storage
+    if _storage is None:
+        with _storage_lock:
+            if _storage is None:
+                _storage = open_storage(get_settings())
+    return _storage
+
+
+async def storage() -> Storage:
+    """The storage the domain talks to; tests (and `make dev`) override this dependency."""
+    return process_storage()
+
+
+StorageDep = Annotated[Storage, Depends(storage)]
 
 
 class BearerScheme(SecurityBase):
@@ -57,9 +82,11 @@ def _parse_bearer(authorization: str | None) -> str | None:
     return token.strip()
 
 
-def current_principal(settings: SettingsDep, token: Annotated[str, Depends(bearer_token)]) -> Principal:
+def current_principal(
+    settings: SettingsDep, store: StorageDep, token: Annotated[str, Depends(bearer_token)]
+) -> Principal:
     """The caller of an authenticated route, with its session checked live."""
-    return authenticate(settings, token)
+    return authenticate(settings, store, token)
 
 
 BearerToken = Annotated[str, Depends(bearer_token)]

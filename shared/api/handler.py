@@ -42,12 +42,18 @@ class EdgeMangum(Mangum):
         return handler(HTTPCycle(scope, body)(self.app))
 
 
-def lambda_handler(app: FastAPI) -> Mangum:
+def lambda_handler(app: FastAPI, *, storage: bool = True) -> Mangum:
     """A `handler(event, context)` for every gateway event we serve.
 
-    Building it ends a function's cold start: the garbage collector paused by functions/__init__.py
-    resumes here.
+    Building it ends a function's cold start. With `storage` (every function but the JWKS one), the
+    process's storage adapter is built here from the settings (no I/O: it connects on first use), so
+    that its database driver loads during the cold start, not in the first request's time budget, and
+    is frozen with the rest: the garbage collector paused by functions/__init__.py resumes here.
     """
     handler = EdgeMangum(app)
+    if storage:
+        from shared.api.deps import process_storage
+
+        process_storage()
     resume_gc()
     return handler

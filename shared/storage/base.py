@@ -245,15 +245,19 @@ class Storage(ABC):
     def rotate_refresh_if_current(self, rotation: Rotation) -> Session | None:
         """Rotate the session's refresh token if `presented_hash` is still its current one and the session
         is live (not revoked, not expired): the previous hash and `rotated_at` are kept for the grace
-        window, `generation` +1, `expires_at` and the latest access jti set. Answers the updated session,
-        or None (nothing written) when the condition did not hold.
+        window, `generation` +1, `expires_at` set. The rotation issues a new access token too:
+        `access_jti` becomes `rotation.access_jti`, the one it replaces becomes `prev_access_jti` (None
+        when there was none) and `access_renewed_at` is `rotation.now`, so the replaced access token gets
+        the bearer refresh's grace window as well. Answers the updated session, or None (nothing
+        written) when the condition did not hold.
         """
 
     @abstractmethod
     def renew_access_if_current(self, renewal: Renewal) -> Session | None:
         """Make `new_jti` the latest access token of a live session if `presented_jti` is its latest one
-        (or the session has none recorded yet: written before this was kept); the replaced jti and `now`
-        are kept for the grace window. Answers the updated session, or None (nothing written).
+        (or the session has none recorded yet: written before this was kept); `presented_jti` becomes
+        `prev_access_jti` and `now` `access_renewed_at`, for the grace window. Answers the updated
+        session, or None (nothing written).
         """
 
     @abstractmethod
@@ -265,6 +269,7 @@ class Storage(ABC):
     @abstractmethod
     def claim_login_code(self, key: str, *, now: float, claim_until: int) -> LoginRecord | CodeClaimed | None:
         """None: this request now owns the code (claimed until `claim_until`, or until released).
+        `key` is the SHA-256 (hex) of the code; a claim or record whose `expires_at` < `now` is free.
 
         A LoginRecord: the code already succeeded (record not expired): answer as a replay of it.
         CODE_CLAIMED: another request owns it and has not answered yet (its claim has not lapsed).
@@ -282,13 +287,19 @@ class Storage(ABC):
 
     @abstractmethod
     def count_rejected_code(self, bucket: str, *, window_ends: int) -> int:
-        """Add one to the counter of `bucket` (an IP's window) and answer the new count (atomic)."""
+        """Add one to the counter of `bucket` and answer the new count (atomic). `bucket` names an IP's
+        window, `ip#<ip>#<window number>`; the counter expires at `window_ends` (epoch seconds)."""
 
     # --- WeChat's server access token (one per appid, shared by every instance) -----------------
 
     @abstractmethod
     def read_wechat_token(self, appid: str) -> CachedWeChatToken | None:
-        """The cached token of `appid` (strongly consistent), or None when none was stored."""
+        """The cached token of `appid` (strongly consistent), or None when none was stored.
+
+        Answered even past its `expires_at`, and when invalidated (`expires_at` 0): the domain judges
+        expiry itself, and needs the version (the next save is conditional on it) and the rejected
+        ciphertext (WeChat's normal mode may hand back the very token it just rejected).
+        """
 
     @abstractmethod
     def save_wechat_token_if(self, appid: str, token: CachedWeChatToken, *, expected_version: int) -> bool:
@@ -301,13 +312,21 @@ class Storage(ABC):
 
     @abstractmethod
     def acquire_lease(self, name: str, *, holder: str, now: float, until: int) -> bool:
-        """Take the lease `name` for `holder` until `until` if it is free or lapsed."""
+        """Take the lease `name` for `holder` until `until` if it is free or lapsed (its stored end < `now`).
+
+        `name` is the domain's, e.g. `wxtoken#<appid>` (the lease on refreshing that app's token)."""
 
     @abstractmethod
     def release_lease(self, name: str, *, holder: str) -> None:
         """Give the lease back early, only if `holder` still holds it."""
 
     # --- operations (deploy time, schedules, tests) ---------------------------------------------
+
+    def all_users_and_sessions(self) -> tuple[list[User], list[Session]]:
+        """Every stored user and session, expired and revoked ones included: a full scan, for checks that
+        nothing was lost or duplicated (the behavioural tests, and `make stress` through the dev
+        server's /__dev/stats). Never called by a deployed function."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list its users and sessions")
 
     @abstractmethod
     def create_schema(self) -> None:

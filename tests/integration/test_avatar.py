@@ -1,5 +1,5 @@
-"""POST /api/v1/user/avatar on moto (DynamoDB + S3), through the app `make dev` serves and through
-the avatar function's Lambda/SCF handler."""
+"""POST /api/v1/user/avatar on every storage backend and moto's S3, through the app `make dev` serves
+and through the avatar function's Lambda/SCF handler."""
 
 import importlib
 import resource
@@ -12,10 +12,9 @@ from shared.api.routes.avatar import AVATAR_BODY_LIMIT, store
 from shared.avatar_store import CACHE_CONTROL, KEY_PREFIX, avatar_store
 from shared.errors import Reason, ServerMisconfigured
 from shared.images import MAX_AVATAR_BYTES, MAX_OUTPUT_SIDE
-from shared.models import UserModel
 from shared.settings import load_settings
 from tests import avatar_samples as samples
-from tests.conftest import bearer
+from tests.conftest import bearer, serve_storage
 from tests.lambda_events import answer, apigw_v1, apigw_v2, lambda_context, tencent
 
 AVATAR = "/api/v1/user/avatar"
@@ -173,17 +172,17 @@ def test_an_upload_never_deletes_an_object_the_user_only_pointed_at(client, logi
     served(client, bobs_avatar)
 
 
-def test_racing_uploads_replace_each_other_and_leave_no_orphan(client, login, s3, settings):
+def test_racing_uploads_replace_each_other_and_leave_no_orphan(client, login, s3, settings, storage):
     from shared.avatars import replace_avatar
 
     login("alice")
-    stale_a, stale_b = UserModel.get("sim-alice"), UserModel.get("sim-alice")
+    stale_a, stale_b = storage.get_user("sim-alice"), storage.get_user("sim-alice")
     avatars = store()
-    replace_avatar(avatars, stale_a, samples.jpeg(), now=1.0)
+    replace_avatar(avatars, storage, stale_a, samples.jpeg(), now=1.0)
     # B read the user before A's write: its conditional update fails once, re-reads, and replaces A's.
-    replace_avatar(avatars, stale_b, samples.png(), now=2.0)
-    assert keys_in_bucket(s3, settings) == [stale_b.avatar_key]
-    assert UserModel.get("sim-alice").avatar_key == stale_b.avatar_key
+    b = replace_avatar(avatars, storage, stale_b, samples.png(), now=2.0)
+    assert keys_in_bucket(s3, settings) == [b.avatar_key]
+    assert storage.get_user("sim-alice").avatar_key == b.avatar_key
 
 
 def test_s3_failure_is_storage_unavailable_and_the_avatar_is_unchanged(client, login, s3, settings):
@@ -239,8 +238,9 @@ def test_the_store_needs_its_settings_outside_local():
 
 
 @pytest.mark.parametrize("build", [apigw_v2, apigw_v1, tencent], ids=["apigw-v2", "apigw-v1", "tencent"])
-def test_upload_through_the_avatar_functions_handler(login, s3, settings, build):
+def test_upload_through_the_avatar_functions_handler(login, s3, settings, storage, build):
     function = importlib.import_module("functions.avatar")
+    serve_storage(function.app, storage)
     token = login("alice")["access_token"]
     body, content_type = samples.multipart(samples.png(), filename="wxfile_tmp.png")
     event = build(

@@ -28,9 +28,9 @@ from shared.api.routes.login import wechat_client
 from shared.deadline import DEFAULT_BUDGET_S, Deadline, request_deadline
 from shared.login_replay import POLL_S, claim_code
 from shared.settings import Settings, get_settings
+from shared.storage.base import Storage
 from shared.wechat import MIN_ATTEMPT_S, WeChatClient
 from tests.conftest import bearer
-from tests.integration.test_login import scan
 from tests.slow_wechat import (
     CHECK_SESSION,
     JSCODE2SESSION,
@@ -90,14 +90,16 @@ def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
     return response, time.monotonic() - started
 
 
-def stored(table: str, name: str) -> list[dict[str, Any]]:
-    """The items of simulator user `name` in `table`."""
-    return [item for item in scan(table) if item["openid"]["S"] == openid_for(name)]
+def stored(storage: Storage, name: str) -> tuple[list[str], list[str]]:
+    """The stored users (openids) and sessions (ids) of simulator user `name`."""
+    users, sessions = storage.all_users_and_sessions()
+    openid = openid_for(name)
+    return [u.openid for u in users if u.openid == openid], [s.sid for s in sessions if s.openid == openid]
 
 
-def assert_sessions_are_the_answered_ones(settings: Settings, response: httpx.Response, name: str) -> None:
+def assert_sessions_are_the_answered_ones(storage: Storage, response: httpx.Response, name: str) -> None:
     """A session of `name` is stored only for an answered login: none after a failure, the answered one."""
-    sessions = [item["sid"]["S"] for item in stored(settings.sessions_table, name)]
+    sessions = stored(storage, name)[1]
     if response.status_code != 200:
         assert sessions == []
         return
@@ -117,7 +119,7 @@ def one_tap_login(client: TestClient) -> tuple[httpx.Response, float]:
     ids=["jscode2session", "stable_token", "msg_sec_check", "getuserphonenumber", "all"],
 )
 def test_a_one_tap_login_answers_within_its_budget_whichever_wechat_call_is_slow(
-    tighten, client, settings, peer, slow_paths, mode
+    tighten, client, storage, peer, slow_paths, mode
 ):
     paths = (JSCODE2SESSION, STABLE_TOKEN, MSG_SEC_CHECK, PHONE_NUMBER) if slow_paths == "all" else slow_paths
     peer.slow(*paths, **MODES[mode])
@@ -125,10 +127,10 @@ def test_a_one_tap_login_answers_within_its_budget_whichever_wechat_call_is_slow
     response, elapsed = one_tap_login(client)
     assert elapsed < BUDGET_S + SLACK_S, elapsed
     body = response.json()
-    assert_sessions_are_the_answered_ones(settings, response, "kim")
+    assert_sessions_are_the_answered_ones(storage, response, "kim")
     if JSCODE2SESSION in paths:
         assert (response.status_code, body["reason"]) == (503, "WECHAT_UNAVAILABLE")
-        assert stored(settings.users_table, "kim") == []  # a failed exchange writes nothing
+        assert stored(storage, "kim") == ([], [])  # a failed exchange writes nothing
         return
     # The login code is spent: the login succeeds; what WeChat could not do in time is left undone.
     assert response.status_code == 200, response.text
@@ -141,7 +143,7 @@ def test_a_one_tap_login_answers_within_its_budget_whichever_wechat_call_is_slow
 
 
 def test_the_worst_one_tap_login_at_the_default_budget_answers_within_ten_seconds(
-    app, client, settings, simulator
+    app, client, settings, storage, simulator
 ):
     # Before the deadline: 21.9 s (jscode2session answering in 2.5 s, then stable_token hanging twice).
     with SlowWeChat(simulator).running() as slow:
@@ -153,7 +155,7 @@ def test_the_worst_one_tap_login_at_the_default_budget_answers_within_ten_second
     assert elapsed < 10, elapsed
     assert response.status_code == 200, response.text
     assert response.json()["data"]["phone_error"] == "WECHAT_UNAVAILABLE"
-    assert_sessions_are_the_answered_ones(settings, response, "kim")
+    assert_sessions_are_the_answered_ones(storage, response, "kim")
 
 
 @pytest.fixture
@@ -203,8 +205,8 @@ def test_a_profile_patch_with_its_content_check_answers_within_its_budget_and_sa
     assert (profile["nickname"], profile["bio"]) == ("", "")
 
 
-def test_waiting_for_a_silent_owner_of_the_code_ends_within_the_budget(tighten, client, settings, peer):
-    assert claim_code("max.1") is None  # another request claimed the code and never answers
+def test_waiting_for_a_silent_owner_of_the_code_ends_within_the_budget(tighten, client, storage, peer):
+    assert claim_code(storage, "max.1") is None  # another request claimed the code and never answers
     tighten()
     response, elapsed = timed(lambda: client.post(LOGIN, json={"code": "max.1"}))
     # It waited for the owner while WeChat could still be asked in time, then asked WeChat if it could.
@@ -212,12 +214,12 @@ def test_waiting_for_a_silent_owner_of_the_code_ends_within_the_budget(tighten, 
     assert waited_at_least < elapsed < BUDGET_S + SLACK_S, elapsed
     assert response.status_code in (200, 503), response.text
     assert (response.status_code == 200) == (peer.requests[JSCODE2SESSION] == 2)  # the warm-up's, then its
-    assert_sessions_are_the_answered_ones(settings, response, "max")
+    assert_sessions_are_the_answered_ones(storage, response, "max")
 
 
-def test_the_claim_wait_is_bounded_by_the_requests_deadline(aws):
-    assert claim_code("ned.1") is None
+def test_the_claim_wait_is_bounded_by_the_requests_deadline(storage):
+    assert claim_code(storage, "ned.1") is None
     started = time.monotonic()
     with request_deadline(Deadline.after(1.0)):
-        assert claim_code("ned.1") is None  # the owner never answered: the code is WeChat's to judge
+        assert claim_code(storage, "ned.1") is None  # the owner never answered: the code is WeChat's to judge
     assert time.monotonic() - started < 1.0

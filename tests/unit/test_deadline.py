@@ -21,6 +21,9 @@ from shared.api.envelope import success
 from shared.deadline import DEFAULT_BUDGET_S, MAX_BUDGET_S, REQUEST_LIFETIME_S, Deadline, request_deadline
 from shared.errors import StorageUnavailable
 from shared.settings import get_settings, load_settings
+from shared.storage.base import Storage
+from shared.storage.dynamodb import DynamoDBStorage
+from tests.conftest import dynamodb_only
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,16 +94,17 @@ def test_the_budget_is_a_setting_of_at_most_nine_seconds_in_a_deployed_stage():
     assert "REQUEST_BUDGET_S" in load_settings({"REQUEST_BUDGET_S": "61"}).problems
 
 
-def test_every_functions_timeout_leaves_room_past_the_largest_budget():
-    from shared.models import UserModel
-
+@dynamodb_only
+def test_every_functions_timeout_leaves_room_past_the_largest_budget(storage):
     aws = yaml.safe_load((ROOT / "serverless.yml").read_text())
     functions = aws["functions"].items()
     timeouts = {name: spec.get("timeout", aws["provider"]["timeout"]) for name, spec in functions}
     tencent = yaml.safe_load((ROOT / "infra/tencent/serverless.yml").read_text())
     timeouts["tencent"] = tencent["inputs"]["timeout"]
     # A DynamoDB attempt started just before the deadline runs on for its own timeouts.
-    storage_attempt_s = UserModel.Meta.connect_timeout_seconds + UserModel.Meta.read_timeout_seconds
+    config = storage.client.meta.config
+    storage_attempt_s = config.connect_timeout + config.read_timeout
+    assert storage_attempt_s == 3
     assert len(timeouts) >= 10
     for name, timeout in timeouts.items():
         assert timeout >= MAX_BUDGET_S + storage_attempt_s + 1, name
@@ -109,11 +113,9 @@ def test_every_functions_timeout_leaves_room_past_the_largest_budget():
 
 
 @pytest.fixture
-def unreachable_dynamodb(aws: None) -> Any:
+def unreachable_dynamodb(storage: Storage) -> Any:
     """Every DynamoDB attempt takes 0.3 s, then fails as if the endpoint could not be reached (the SDK
     retries that); answers the list of attempts made."""
-    from shared.models import CacheModel
-
     attempts: list[float] = []
 
     def unreachable(request: Any, **_: Any) -> None:
@@ -121,32 +123,29 @@ def unreachable_dynamodb(aws: None) -> Any:
         time.sleep(0.3)
         raise EndpointConnectionError(endpoint_url=request.url)
 
-    events = CacheModel._get_connection().connection.client.meta.events
+    assert isinstance(storage, DynamoDBStorage)
+    events = storage.client.meta.events
     events.register("before-send.dynamodb", unreachable)
     yield attempts
     events.unregister("before-send.dynamodb", unreachable)
 
 
-def read_an_item() -> None:
-    from shared.models import CacheModel, storage_errors
-
-    with storage_errors():
-        CacheModel.get("any")
-
-
-def test_dynamodb_retries_stop_at_the_requests_deadline(unreachable_dynamodb):
+@dynamodb_only
+def test_dynamodb_retries_stop_at_the_requests_deadline(storage, unreachable_dynamodb):
     with request_deadline(Deadline.after(0.2)), pytest.raises(StorageUnavailable):
-        read_an_item()
+        storage.get_user("o-any")
     assert len(unreachable_dynamodb) == 1  # the retries the SDK would make were not started
 
 
-def test_no_dynamodb_attempt_starts_after_the_requests_deadline(unreachable_dynamodb):
+@dynamodb_only
+def test_no_dynamodb_attempt_starts_after_the_requests_deadline(storage, unreachable_dynamodb):
     with request_deadline(Deadline(time.monotonic() - 0.01)), pytest.raises(StorageUnavailable):
-        read_an_item()
+        storage.get_user("o-any")
     assert unreachable_dynamodb == []
 
 
-def test_outside_a_request_dynamodb_keeps_its_own_retries(unreachable_dynamodb):
+@dynamodb_only
+def test_outside_a_request_dynamodb_keeps_its_own_retries(storage, unreachable_dynamodb):
     with pytest.raises(StorageUnavailable):
-        read_an_item()
+        storage.get_user("o-any")
     assert len(unreachable_dynamodb) == 3

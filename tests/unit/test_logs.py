@@ -206,7 +206,7 @@ def test_one_request_writes_one_line_not_mangums_too(root_logger, monkeypatch, c
         return {"pong": "yes"}
 
     root_logger.handlers = []  # pytest's capturing handlers arrive after fixtures
-    handler = lambda_handler(create_app(router))
+    handler = lambda_handler(create_app(router), storage=False)
     response = handler(apigw_v2("GET", "/api/v1/ping"), lambda_context("req-ping"))
     assert response["statusCode"] == 200
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from shared import clock
 from shared.api.app import API_PREFIX
-from shared.api.deps import CurrentPrincipal
+from shared.api.deps import CurrentPrincipal, StorageDep
 from shared.api.envelope import success
 from shared.api.schemas import BEARER, STORAGE, Envelope, Profile, error_responses
 from shared.avatar_store import AvatarStore, avatar_store
@@ -46,9 +46,10 @@ def upload_avatar(
         UploadFile, File(description=f"The image ({ACCEPTED}, at most 2 MiB), multipart field `file`")
     ],
     avatars: Annotated[AvatarStore, Depends(store)],
+    storage: StorageDep,
 ) -> JSONResponse:
     """Set the caller's avatar to the uploaded image; answers the updated profile."""
     # One byte more than allowed is enough to tell "too large" without reading a huge part.
     data = file.file.read(MAX_AVATAR_BYTES + 1)
-    user = replace_avatar(avatars, principal.user, data, now=clock.now())
+    user = replace_avatar(avatars, storage, principal.user, data, now=clock.now())
     return success(profile_view(user))

@@ -14,7 +14,7 @@ from shared.settings import Settings, get_settings
 
 router = APIRouter(tags=["keys"])
 
-# Not shared.api.deps: that pulls in the DynamoDB models, and this function touches no table.
+# Not shared.api.deps: that pulls in sessions and storage, and this function touches no storage.
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 # Verifiers cache the set; they should fetch it again when they meet an unknown `kid` (a rotation).

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from shared.api.client_ip import ClientIp
-from shared.api.deps import SettingsDep
+from shared.api.deps import SettingsDep, StorageDep
 from shared.api.envelope import success
 from shared.api.schemas import STORAGE, WECHAT, Envelope, LoginData, LoginRequest, error_responses
 from shared.api.wechat_deps import AccessTokensDep, wechat_client
@@ -29,6 +29,7 @@ router = APIRouter(tags=["auth"])
 def wx_login(
     body: LoginRequest,
     settings: SettingsDep,
+    store: StorageDep,
     wechat: Annotated[WeChatClient, Depends(wechat_client)],
     tokens: AccessTokensDep,
     ip: ClientIp,
@@ -40,6 +41,7 @@ def wx_login(
     """
     answer = login(
         settings,
+        store,
         wechat,
         code=body.code,
         nickname=body.nickName,

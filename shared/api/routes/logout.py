@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from shared.api.deps import BearerToken, SettingsDep
+from shared.api.deps import BearerToken, SettingsDep, StorageDep
 from shared.api.envelope import success
 from shared.api.schemas import STORAGE, Envelope, LogoutRequest, MessageData, error_responses
 from shared.auth import logout
@@ -22,8 +22,8 @@ LOGGED_OUT = "退出成功"
     responses=error_responses(Reason.TOKEN_MISSING, Reason.TOKEN_INVALID, *STORAGE),
 )
 def logout_session(
-    settings: SettingsDep, token: BearerToken, body: LogoutRequest | None = None
+    settings: SettingsDep, store: StorageDep, token: BearerToken, body: LogoutRequest | None = None
 ) -> JSONResponse:
     """Revoke this session at once, or every session of the user with `{"all": true}`."""
-    logout(settings, token, everywhere=body is not None and body.all)
+    logout(settings, store, token, everywhere=body is not None and body.all)
     return success({"message": LOGGED_OUT}, message=LOGGED_OUT)
