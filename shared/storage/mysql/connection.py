@@ -37,6 +37,7 @@ from typing import Any
 import pymysql
 from pymysql.constants import CLIENT
 
+from shared.deadline import current as current_deadline
 from shared.errors import StorageUnavailable
 from shared.settings import Settings
 
@@ -62,9 +63,10 @@ ACCESS_DENIED = frozenset({1044, 1045, 1049, 1698})
 
 @dataclass(frozen=True)
 class Bounds:
-    """Every time bound of the MySQL adapter, in one place (a per-request deadline can narrow
-    `budget_s` later). An attempt (a connect, a packet) starts only if its worst case still ends within
-    `budget_s` of the operation's start, so no operation blocks longer than that. With the defaults: a
+    """Every time bound of the MySQL adapter, in one place (the request's deadline, shared/deadline.py,
+    narrows `budget_s` when it is sooner). An attempt (a connect, a packet) starts only if its worst
+    case still ends within `budget_s` of the operation's start (the first one always starts), so no
+    operation blocks much longer than that. With the defaults: a
     server that refuses answers StorageUnavailable after the wake backoff that fits (about 3.4 s), one
     that never answers after one connect attempt (5 s), a held row lock after 3 lock waits (about 3 s)."""
 
@@ -238,7 +240,9 @@ class Database:
         StorageUnavailable when the database cannot answer within the bounds (see the module docstring).
         """
         packet = ["START TRANSACTION", *statements, "COMMIT"] if transaction else list(statements)
-        deadline = time.monotonic() + self.bounds.budget_s
+        # The request's deadline (shared/deadline.py) when it is sooner than our own budget: no retry or
+        # reconnect starts that could not answer before the request must.
+        deadline = min(time.monotonic() + self.bounds.budget_s, current_deadline().at)
         conflicts = 0
         resent = False
         while True:
