@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import pymysql
 import pytest
 
+from shared.deadline import Deadline, request_deadline
 from shared.errors import StorageUnavailable
 from shared.settings import Settings
 from shared.storage.base import LoginRecord, NewSession, ProfileChange, Rotation
@@ -234,6 +235,12 @@ def test_a_held_row_lock_answers_unavailable_within_the_bound_and_writes_nothing
     assert session is not None and session.generation == 0
 
 
+def patiently(call: Callable[[], T]) -> T:
+    """`call` as a request with a minute to answer (the default request deadline is 9 s)."""
+    with request_deadline(Deadline.after(60)):
+        return call()
+
+
 def test_a_deadlock_is_retried_as_a_whole_transaction(settings: Settings, storage: MySQLStorage) -> None:
     # Lock waits long enough that only the deadlock (never a lock wait timeout) ends ours, however busy
     # the machine is.
@@ -252,7 +259,9 @@ def test_a_deadlock_is_retried_as_a_whole_transaction(settings: Settings, storag
         )
         rival.execute("INSERT INTO login_codes (code_key, openid, expires_at) VALUES (%s, NULL, 0)", (key,))
         # Ours inserts the session, then waits for the replay record's row...
-        pending, pool = in_background(lambda: storage.start_session(live_session(), replay=record))
+        pending, pool = in_background(
+            lambda: patiently(lambda: storage.start_session(live_session(), replay=record))
+        )
         wait_for_lock_waits(pending)
         # ...which the rival holds while it now waits for the session's row: a deadlock.
         rival.execute("SELECT sid FROM sessions WHERE sid = 'sid-1' FOR UPDATE")
@@ -380,3 +389,19 @@ def test_the_migrate_command_creates_then_keeps_the_schema() -> None:
     assert missing.returncode == 2 and "MYSQL_DATABASE" in missing.stderr
     with admin(None) as cursor:
         cursor.execute("DROP DATABASE wx_login_command")
+
+
+def test_the_request_deadline_stops_the_retries(fast: MySQLStorage) -> None:
+    fast.start_session(live_session())
+    with admin() as holder:
+        holder.execute("START TRANSACTION")
+        holder.execute("SELECT * FROM sessions WHERE sid = 'sid-1' FOR UPDATE")
+        trips = fast.db.trips["rotate_refresh_if_current"]
+        started = time.monotonic()
+        with request_deadline(Deadline.after(1.5)), pytest.raises(StorageUnavailable):
+            fast.rotate_refresh_if_current(rotation())
+        elapsed = time.monotonic() - started
+        holder.execute("ROLLBACK")
+    # One lock wait, its ROLLBACK, and no second attempt: it could not have answered by the deadline.
+    assert fast.db.trips["rotate_refresh_if_current"] - trips == 2
+    assert FAST.lock_wait_timeout_s <= elapsed < 1.5
