@@ -188,7 +188,13 @@ def asgi_get(
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }
-    asyncio.run(app(scope, receive, send))
+    # Not asyncio.run(): it leaves the thread with no current event loop, and Mangum's handlers (in the
+    # same test process, later) ask for the current one.
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(app(scope, receive, send))
+    finally:
+        loop.close()
     return int(sent[0]["status"]), json.loads(sent[1]["body"])
 
 
