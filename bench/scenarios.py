@@ -2,7 +2,8 @@
 
 Every endpoint gets its own user and session, so one endpoint's writes (logout revokes its session,
 logout-all every session of its user) never change what another endpoint reads. Runs in the parent
-process only: it imports `shared` to sign tokens and serialise items exactly as the service does.
+process only: it imports `shared` to sign tokens, and writes the items through the DynamoDB adapter
+(into the benchmark's in-memory fake), exactly as the service writes them.
 """
 
 from __future__ import annotations
@@ -82,83 +83,63 @@ class Builder:
 
     def __init__(self) -> None:
         os.environ.update(BENCH_ENV)
-        from pynamodb.models import Model
-
-        from shared import models
+        from bench.fakes import FakeDynamoDB
         from shared.settings import load_settings
+        from shared.storage.dynamodb import DynamoDBStorage
 
         self.settings = load_settings(BENCH_ENV)
         if self.settings.problems:
             raise RuntimeError(f"bench settings rejected: {self.settings.problems}")
         self.plan = Plan()
-        for value in vars(models).values():
-            key = getattr(value, "_hash_keyname", None)
-            if isinstance(value, type) and issubclass(value, Model) and isinstance(key, str):
-                self.plan.key_names[value.Meta.table_name] = key
-        self._next_id = 1000
+        # The adapter writes into the fake (this process never talks to DynamoDB otherwise); the
+        # fake's tables become the plan's initial items.
+        self.store = DynamoDBStorage(self.settings)
+        self.plan.key_names = self.store.key_names()
+        self._fake = FakeDynamoDB(self.plan.key_names, {})
+        self.store.client.meta.events.register_first("before-send.dynamodb", self._fake.before_send)
 
-    def _put(self, model: Any) -> None:
-        self.plan.items.setdefault(model.Meta.table_name, []).append(model.serialize())
+    def items(self) -> dict[str, list[dict[str, Any]]]:
+        """What the adapter wrote so far, by table."""
+        return {table: list(rows.values()) for table, rows in self._fake.tables.items()}
 
     def user(self, name: str) -> tuple[str, int]:
         """A stored user (openid `bench-NAME`, as the fake WeChat names it); answers (openid, id)."""
         from shared import clock
         from shared.crypto import encrypt_at_rest
         from shared.keys import session_key_cipher_key
-        from shared.models import UserModel
+        from shared.storage.base import LoginUpsert
 
-        self._next_id += 1
         openid = f"bench-{name}"
-        stamp = clock.iso_ms(clock.now())
+        now = clock.now()
         key = session_key_cipher_key(self.settings)
-        self._put(
-            UserModel(
-                openid,
-                id=self._next_id,
-                nickname=name,
-                avatar="https://example.com/a.png",
-                session_key_enc=encrypt_at_rest(key, SESSION_KEY, openid),
-                created_at=stamp,
-                updated_at=stamp,
-            )
+        change = LoginUpsert(
+            openid=openid,
+            session_key_enc=encrypt_at_rest(key, SESSION_KEY, openid),
+            unionid=None,
+            nickname=name,
+            avatar="https://example.com/a.png",
+            stamp=clock.iso_ms(now),
+            now=now,
+            rate=None,
         )
-        return openid, self._next_id
+        user, _ = self.store.upsert_user_on_login(change)
+        return openid, user.id
 
     def account(self, name: str) -> tuple[str, str]:
         """A stored user with a live session: answers (access token, refresh token)."""
         from shared import clock
-        from shared.crypto import sha256_hex
-        from shared.keys import jwt_keys
-        from shared.models import SessionModel
-        from shared.sessions import TTL_SLACK_S
-        from shared.tokens import issue_access_token, new_refresh_token, new_session_id
+        from shared.auth import access_token_answer
+        from shared.sessions import start_session
+        from shared.storage.base import User
 
         openid, user_id = self.user(name)
         now = clock.now()
-        sid = new_session_id()
-        refresh = new_refresh_token(sid)
-        ttl = self.settings.refresh_token_ttl
-        self._put(
-            SessionModel(
-                sid,
-                user_id=user_id,
-                openid=openid,
-                refresh_hash=sha256_hex(refresh),
-                created_at_us=clock.micros(now),
-                expires_at=int(now) + ttl,
-                ttl=int(now) + ttl + TTL_SLACK_S,
-            )
+        issued = start_session(
+            self.store, user_id=user_id, openid=openid, refresh_ttl=self.settings.refresh_token_ttl, now=now
         )
-        access = issue_access_token(
-            self.settings,
-            jwt_keys(self.settings),
-            user_id=user_id,
-            openid=openid,
-            nickname=name,
-            sid=sid,
-            now=now,
-        )
-        return access, refresh
+        user = User(id=user_id, openid=openid, nickname=name)
+        access = access_token_answer(self.settings, user, issued.session, now)
+        return access.access_token, issued.refresh_token
 
 
 def _login(b: Builder) -> list[Endpoint]:
@@ -292,4 +273,5 @@ def build_plan(functions: list[str]) -> Plan:
             builder.plan.endpoints[name] = _generic(builder, name)
         else:
             builder.plan.endpoints[name] = make(builder)
+    builder.plan.items = builder.items()
     return builder.plan

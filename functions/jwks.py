@@ -5,4 +5,4 @@ from shared.api.handler import lambda_handler
 from shared.api.routes.jwks import router
 
 app = create_app(root_routers=[router])
-handler = lambda_handler(app)
+handler = lambda_handler(app, storage=False)  # touches no storage: loads no database driver

@@ -76,13 +76,16 @@ def serving_simulator(simulator: WeChatSimulator) -> Iterator[str]:
 
 @contextmanager
 def running_dev_server(
-    settings_env: Mapping[str, str], wechat_url: str, log_path: Path, startup_s: float = 30
+    settings_env: Mapping[str, str], wechat_url: str | None, log_path: Path, startup_s: float = 30
 ) -> Iterator[DevServer]:
     """`python -m local.devserver` with `settings_env` (none of the caller's own settings), calling
-    WeChat at `wechat_url`, on a free port; stopped when the block ends."""
+    WeChat at `wechat_url` (None: its built-in simulator, as `make dev` with no WeChat settings), on a
+    free port; stopped when the block ends."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SETTINGS_PREFIXES)}
-    env.update(settings_env, WX_API_BASE=wechat_url, PORT=str(port), PYTHONUNBUFFERED="1")
+    env.update(settings_env, PORT=str(port), PYTHONUNBUFFERED="1")
+    if wechat_url is not None:
+        env["WX_API_BASE"] = wechat_url
     with log_path.open("w") as log:
         command = [sys.executable, "-m", "local.devserver"]
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603

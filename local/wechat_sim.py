@@ -2,9 +2,12 @@
 
 Codes it understands (documented in the README):
 - `NAME` or `NAME.ANYTHING`: logs in user NAME (openid `sim-NAME`, unionid `sim-union-NAME`).
-  Each code works once, as on WeChat; a second exchange answers 40163.
+  Each code works once, as on WeChat; a second exchange answers 40163 (the server answers a retry of
+  a code that succeeded within 5 minutes itself, without asking WeChat: shared/login_replay.py).
 - `fail.ERRCODE`: answers that errcode (e.g. `fail.40029`, `fail.45011`, `fail.-1`).
-- `fail.http500`, `fail.html` (an HTML 502 page), `fail.timeout` (answers after 30 s).
+- `fail.http500`, `fail.html` (an HTML 502 page), `fail.timeout` (answers after 30 s: in-process, a
+  `httpx.ReadTimeout` once the request's read timeout is up, as a socket would, so the client's
+  WX_TIMEOUT_S and retry budget apply; over a socket, the client's own timeout does).
 - `flaky.N.NAME`: answers -1 for the first N exchanges of this code, then logs in NAME.
 
 The server access_token and what session_key is for:
@@ -63,6 +66,8 @@ _ERRMSG = {
 }
 ACCESS_TOKEN_TTL_S = 7200
 SLOW_ANSWER_S = 30.0
+# A response's extension: seconds the simulator waits before giving it (fail.timeout).
+DELAY_EXTENSION = "wx_sim.delay_s"
 # msg_sec_check: the words that make the simulator reject, hold for review, or fail.
 RISKY_WORD = "违禁词"
 REVIEW_WORD = "待审核"
@@ -92,6 +97,14 @@ class WeChatSimulator:
         self._used_phone_codes: set[str] = set()
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        """WeChat's answer to `request`, after the delay it simulates (see `_wait`)."""
+        response = self._answer(request)
+        delay = response.extensions.get(DELAY_EXTENSION)
+        if isinstance(delay, float):
+            _wait(request, delay)
+        return response
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         with self._lock:
             self.calls[path] += 1
@@ -274,12 +287,23 @@ def _failure(kind: str) -> httpx.Response:
     if kind == "html":
         return httpx.Response(502, html="<html><body><h1>502 Bad Gateway</h1></body></html>")
     if kind == "timeout":
-        time.sleep(SLOW_ANSWER_S)
-        return _error(-1)
+        response = _error(-1)
+        response.extensions[DELAY_EXTENSION] = SLOW_ANSWER_S
+        return response
     try:
         return _error(int(kind))
     except ValueError:
         return _error(40029)
+
+
+def _wait(request: httpx.Request, delay: float) -> None:
+    """Sleep `delay` seconds before answering, or raise ReadTimeout when the request's read timeout
+    (httpx passes it to the transport) is shorter, after that timeout: what a socket read does."""
+    timeout = (request.extensions.get("timeout") or {}).get("read")
+    if isinstance(timeout, int | float) and timeout < delay:
+        time.sleep(timeout)
+        raise httpx.ReadTimeout("the simulated WeChat did not answer in time", request=request)
+    time.sleep(delay)
 
 
 class SimulatorASGI:

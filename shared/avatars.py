@@ -6,26 +6,26 @@ import logging
 
 from shared.avatar_store import AvatarStore
 from shared.images import clean_avatar
-from shared.models import UserModel
+from shared.storage.base import Storage, User
 from shared.users import set_uploaded_avatar
 
 logger = logging.getLogger(__name__)
 
 
-def replace_avatar(store: AvatarStore, user: UserModel, data: bytes, *, now: float) -> UserModel:
+def replace_avatar(avatars: AvatarStore, store: Storage, user: User, data: bytes, *, now: float) -> User:
     """Make the uploaded image `data` the user's avatar; answers the updated user.
 
     The new object is written first and the user updated second, so a failure leaves the old avatar
     in place (and the new object deleted). The replaced object is deleted last, best effort.
     """
     image = clean_avatar(data)
-    key = store.put(image)
+    key = avatars.put(image)
     try:
-        replaced = set_uploaded_avatar(user, key, store.url_for(key), now)
+        user, replaced = set_uploaded_avatar(store, user, key, avatars.url_for(key), now)
     except BaseException:
-        store.delete(key)
+        avatars.delete(key)
         raise
-    if replaced and not store.delete(replaced):
+    if replaced and not avatars.delete(replaced):
         # An orphan costs a few KiB and breaks nothing; it is logged so it can be swept.
         logger.warning("replaced avatar object not deleted: %s", replaced)
     return user

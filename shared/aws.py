@@ -3,7 +3,7 @@
 A session builds the credential chain, the config and the data loaders once and keeps what it has
 loaded (endpoint rules, partitions); a client created on a session of its own pays for all of it
 again (the avatar function's S3 client took 69 ms on its own session, ~28 ms on the shared one). Not
-shared/models.py: settings read SSM, with a client from here, while shared.models is being imported.
+in the DynamoDB adapter: settings read SSM with a client from here, before any adapter is built.
 
 Sessions are not thread-safe (FastAPI runs sync dependencies in worker threads), so clients are
 created while holding the session; the clients themselves are thread-safe.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 
 
@@ -74,7 +75,7 @@ class ServiceError(Exception):
 
 
 class StorageUnavailable(ServiceError):
-    """DynamoDB failed or throttled after the SDK's own retries."""
+    """The database (DynamoDB, MySQL) failed, throttled or timed out after bounded retries."""
 
     def __init__(self, message: str = "存储服务暂不可用, 请稍后重试") -> None:
         super().__init__(Reason.STORAGE_UNAVAILABLE, message)
@@ -86,3 +87,13 @@ class ServerMisconfigured(ServiceError):
     def __init__(self, setting_names: list[str]) -> None:
         self.setting_names = setting_names
         super().__init__(Reason.SERVER_MISCONFIGURED, "服务配置错误: " + ", ".join(setting_names))
+
+
+class RateLimited(ServiceError):
+    """Our own login limits: 429 RATE_LIMITED with a `Retry-After` header (whole seconds, at least 1)."""
+
+    def __init__(self, retry_after_s: float, message: str = "登录过于频繁") -> None:
+        seconds = max(1, math.ceil(retry_after_s))
+        super().__init__(
+            Reason.RATE_LIMITED, f"{message}, 请 {seconds} 秒后重试", headers={"Retry-After": str(seconds)}
+        )

@@ -3,27 +3,45 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from shared import clock, logs
-from shared.auth import access_token_answer
+from shared.auth import TokenPair, access_token_answer
 from shared.content_security import screen_login_nickname
-from shared.errors import Reason, ServiceError
+from shared.errors import Reason, ServiceError, StorageUnavailable
 from shared.keys import session_key_cipher_key
 from shared.login_replay import FirstLogin, claim_code, login_record, release_code, remember_login
-from shared.models import UserModel
 from shared.phone import phone_from_code, save_phone
-from shared.ratelimit import counting_rejected_codes, openid_login_rate, refuse_blocked_ip, update_within_rate
+from shared.ratelimit import counting_rejected_codes, openid_login_rate, refuse_blocked_ip
 from shared.sessions import start_session
 from shared.settings import Settings
-from shared.users import upsert_on_login, user_summary
+from shared.storage.base import LoginRecord, Storage, User
+from shared.users import UserSummary, upsert_on_login, user_summary
 from shared.wechat import WeChatClient
 from shared.wechat_token import AccessTokenManager
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class LoginAnswer(TokenPair):
+    """What a login answers. `phone_masked` / `phone_error` only with a phone code (None: absent)."""
+
+    is_new_user: bool
+    user: UserSummary
+    phone_masked: str | None = None
+    phone_error: str | None = None
+
+
+@dataclass(frozen=True)
+class _PhoneOutcome:
+    phone_masked: str | None = None
+    phone_error: str | None = None
+
+
 def login(
     settings: Settings,
+    store: Storage,
     wechat: WeChatClient,
     *,
     code: str,
@@ -32,7 +50,7 @@ def login(
     phone_code: str | None = None,
     tokens: AccessTokenManager | None = None,
     client_ip: str | None = None,
-) -> dict[str, object]:
+) -> LoginAnswer:
     """Log a mini-program user in with a `wx.login` code. A failed exchange writes nothing.
 
     A code that already succeeded in the last 5 minutes (a client retry) is answered for the same user
@@ -40,12 +58,14 @@ def login(
     """
     now = clock.now()
     refuse_blocked_ip(settings, client_ip, now)
-    first = claim_code(code)
+    first = claim_code(store, code)
     now = clock.now()  # the claim may have waited for a concurrent request with the same code
+    replay: LoginRecord | None = None
     if first is None:
         try:
             user, is_new = _exchange(
                 settings,
+                store,
                 wechat,
                 code=code,
                 nickname=nickname,
@@ -55,46 +75,51 @@ def login(
                 client_ip=client_ip,
             )
         except Exception:
-            release_code(code)
+            release_code(store, code)
             raise
         # Saved with the session: the replay record costs no round trip of its own.
-        records = [login_record(code, openid=user.openid, is_new_user=is_new, now=now)]
+        replay = login_record(code, openid=user.openid, is_new_user=is_new, now=now)
     else:
-        user, is_new = _replayed(settings, first, now), first.is_new_user
-        records = []
-    phone: dict[str, object] = {}
+        user, is_new = _replayed(settings, store, first, now), first.is_new_user
+    phone = _PhoneOutcome()
     if phone_code is not None and tokens is not None and not (first is not None and user.phone_masked):
         # A replay whose first answer already bound a phone skips it: its phone code is spent too.
         try:
-            user, phone = _bind_phone_at_login(settings, tokens, user, phone_code, now)
+            user, phone = _bind_phone_at_login(settings, store, tokens, user, phone_code, now)
         except ServiceError:
-            if records:
-                _remember_if_possible(code, user, is_new, now)
+            if replay is not None:
+                _remember_if_possible(store, code, user, is_new, now)
             raise
     try:
         issued = start_session(
-            user_id=int(user.id or 0),
+            store,
+            user_id=user.id,
             openid=user.openid,
             refresh_ttl=settings.refresh_token_ttl,
             now=now,
-            alongside=records,
+            replay=replay,
         )
     except ServiceError:
-        if records:
-            _remember_if_possible(code, user, is_new, now)
+        if replay is not None:
+            _remember_if_possible(store, code, user, is_new, now)
         raise
-    return {
-        **access_token_answer(settings, user, issued.session.sid, now),
-        "refresh_token": issued.refresh_token,
-        "refresh_expires_in": settings.refresh_token_ttl,
-        "is_new_user": is_new,
-        "user": user_summary(user),
-        **phone,
-    }
+    access = access_token_answer(settings, user, issued.session, now)
+    return LoginAnswer(
+        access_token=access.access_token,
+        token_type=access.token_type,
+        expires_in=access.expires_in,
+        refresh_token=issued.refresh_token,
+        refresh_expires_in=settings.refresh_token_ttl,
+        is_new_user=is_new,
+        user=user_summary(user),
+        phone_masked=phone.phone_masked,
+        phone_error=phone.phone_error,
+    )
 
 
 def _exchange(
     settings: Settings,
+    store: Storage,
     wechat: WeChatClient,
     *,
     code: str,
@@ -103,13 +128,14 @@ def _exchange(
     now: float,
     tokens: AccessTokenManager | None,
     client_ip: str | None = None,
-) -> tuple[UserModel, bool]:
-    with counting_rejected_codes(settings, client_ip, now):
+) -> tuple[User, bool]:
+    with counting_rejected_codes(settings, store, client_ip, now):
         identity = wechat.code_to_session(code)
     logs.bind_openid(identity.openid)
     # A nickname WeChat's content check rejects (or cannot check) is not saved; the login goes on.
     nickname = screen_login_nickname(tokens, identity.openid, nickname)
     user, is_new = upsert_on_login(
+        store,
         openid=identity.openid,
         session_key=identity.session_key,
         unionid=identity.unionid,
@@ -122,33 +148,33 @@ def _exchange(
     return user, is_new
 
 
-def _remember_if_possible(code: str, user: UserModel, is_new: bool, now: float) -> None:
+def _remember_if_possible(store: Storage, code: str, user: User, is_new: bool, now: float) -> None:
     """The session was not stored, but the code is spent: let a retry of it be answered as a replay."""
     try:
-        remember_login(code, openid=user.openid, is_new_user=is_new, now=now)
+        remember_login(store, code, openid=user.openid, is_new_user=is_new, now=now)
     except ServiceError:
         logger.warning("could not record a login whose session failed: storage unavailable")
 
 
-def _replayed(settings: Settings, first: FirstLogin, now: float) -> UserModel:
+def _replayed(settings: Settings, store: Storage, first: FirstLogin, now: float) -> User:
     """The user of a replayed code, read in a write that takes from the same per-openid login budget
     as a fresh login: a leaked code cannot mint sessions without limit within its 5 minutes."""
     logs.bind_openid(first.openid)
-    user = UserModel(first.openid)  # exists: the replay record is written after its upsert
-    unchanged = [UserModel.sessions_revoked_at.set(UserModel.sessions_revoked_at | 0)]
-    update_within_rate(user, unchanged, UserModel.login_tat, openid_login_rate(settings), now)
+    user = store.take_login_quota(first.openid, openid_login_rate(settings), now)
+    if user is None:
+        raise StorageUnavailable()  # the replay record is written after its upsert: never expected
     return user
 
 
 def _bind_phone_at_login(
-    settings: Settings, tokens: AccessTokenManager, user: UserModel, phone_code: str, now: float
-) -> tuple[UserModel, dict[str, object]]:
+    settings: Settings, store: Storage, tokens: AccessTokenManager, user: User, phone_code: str, now: float
+) -> tuple[User, _PhoneOutcome]:
     """Bind the phone; a failure does not fail the login (its code is spent) but is reported."""
     try:
         phone = phone_from_code(tokens, phone_code)
-        return save_phone(settings, user, phone, now), {"phone_masked": phone.masked}
+        return save_phone(settings, store, user, phone, now), _PhoneOutcome(phone_masked=phone.masked)
     except ServiceError as exc:
         if exc.reason is Reason.STORAGE_UNAVAILABLE:
             raise
         logger.warning("phone binding at login failed: %s", exc.reason.value)
-        return user, {"phone_error": exc.reason.value}
+        return user, _PhoneOutcome(phone_error=exc.reason.value)

@@ -10,9 +10,9 @@ from typing import Any
 
 from shared.crypto import DecryptionError, decrypt_at_rest, derive_key, encrypt_at_rest
 from shared.errors import Reason, ServiceError
-from shared.models import UserModel
 from shared.session_key import decrypt_failed, decrypt_user_data
 from shared.settings import Settings
+from shared.storage.base import Storage, User
 from shared.users import bind_phone
 from shared.wechat import raise_for_credentials, raise_for_rate_limit, wechat_unavailable
 from shared.wechat_token import AccessTokenManager
@@ -85,7 +85,7 @@ def phone_from_code(tokens: AccessTokenManager, code: str) -> PhoneNumber:
     return phone
 
 
-def phone_from_encrypted(settings: Settings, user: UserModel, encrypted_data: str, iv: str) -> PhoneNumber:
+def phone_from_encrypted(settings: Settings, user: User, encrypted_data: str, iv: str) -> PhoneNumber:
     """Decrypt a legacy getPhoneNumber answer with the user's stored session_key (watermark checked)."""
     phone = _parse(decrypt_user_data(settings, user, encrypted_data, iv))
     if phone is None:
@@ -97,13 +97,13 @@ def _phone_key(settings: Settings) -> bytes:
     return derive_key(settings.session_key_encryption_key, "phone-number")
 
 
-def save_phone(settings: Settings, user: UserModel, phone: PhoneNumber, now: float) -> UserModel:
+def save_phone(settings: Settings, store: Storage, user: User, phone: PhoneNumber, now: float) -> User:
     """Store the number on the user, encrypted at rest (bound to its openid), with its masked form."""
     sealed = encrypt_at_rest(_phone_key(settings), json.dumps(asdict(phone)), f"phone#{user.openid}")
-    return bind_phone(user, phone_enc=sealed, phone_masked=phone.masked, now=now)
+    return bind_phone(store, user, phone_enc=sealed, phone_masked=phone.masked, now=now)
 
 
-def stored_phone(settings: Settings, user: UserModel) -> PhoneNumber | None:
+def stored_phone(settings: Settings, user: User) -> PhoneNumber | None:
     """The user's bound number in clear, or None (none bound, or the encryption key changed)."""
     if not user.phone_enc:
         return None

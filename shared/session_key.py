@@ -13,8 +13,8 @@ from typing import Any
 from shared.crypto import DecryptionError, decrypt_at_rest
 from shared.errors import Reason, ServiceError
 from shared.keys import session_key_cipher_key
-from shared.models import UserModel
 from shared.settings import Settings
+from shared.storage.base import User
 from shared.wechat import errcode_of, raise_for_credentials, raise_for_rate_limit, wechat_unavailable
 from shared.wechat_token import AccessTokenManager
 from shared.wxcrypto import OpenDataError, decrypt_open_data, session_signature
@@ -30,7 +30,7 @@ def decrypt_failed(detail: str) -> ServiceError:
     return ServiceError(Reason.DECRYPT_FAILED, f"数据解密失败 ({detail}), 请先重新 wx.login 再获取加密数据")
 
 
-def stored_session_key(settings: Settings, user: UserModel) -> str | None:
+def stored_session_key(settings: Settings, user: User) -> str | None:
     """The user's current session_key in clear, or None when none is stored or it no longer decrypts."""
     if not user.session_key_enc:
         return None
@@ -42,7 +42,7 @@ def stored_session_key(settings: Settings, user: UserModel) -> str | None:
         return None
 
 
-def decrypt_user_data(settings: Settings, user: UserModel, encrypted_data: str, iv: str) -> dict[str, Any]:
+def decrypt_user_data(settings: Settings, user: User, encrypted_data: str, iv: str) -> dict[str, Any]:
     """Decrypt open data the mini-program got for this user, checking it was made for our appid."""
     session_key = stored_session_key(settings, user)
     if session_key is None:
@@ -54,7 +54,7 @@ def decrypt_user_data(settings: Settings, user: UserModel, encrypted_data: str, 
         raise decrypt_failed(str(exc)) from None
 
 
-def check_session_key(settings: Settings, tokens: AccessTokenManager, user: UserModel) -> bool:
+def check_session_key(settings: Settings, tokens: AccessTokenManager, user: User) -> bool:
     """Ask WeChat whether the stored session_key is still the user's valid one."""
     session_key = stored_session_key(settings, user)
     if session_key is None:

@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 LOCAL_STAGE = "local"
 MIN_JWT_SECRET_BYTES = 32
 JWT_ALGORITHMS = ("HS256", "RS256", "ES256")
+STORAGE_BACKENDS = ("dynamodb", "mysql")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,14 @@ class Settings:
     sessions_table: str = "wx-login-sessions-local"
     cache_table: str = "wx-login-cache-local"
     dynamodb_endpoint: str | None = None
+    # Which adapter of shared/storage serves the domain: "dynamodb" (AWS) or "mysql" (Tencent TDSQL-C).
+    storage: str = "dynamodb"
+    mysql_host: str = "127.0.0.1"
+    mysql_port: int = 3306
+    mysql_user: str = ""
+    mysql_password: str = field(default="", repr=False)
+    mysql_database: str = ""
+    mysql_connect_timeout_s: float = 3.0
     aws_region: str = "us-east-1"
     session_key_encryption_key: bytes = field(default=b"", repr=False)
     # Avatar uploads (only the avatar function needs them; it reports them missing itself).
@@ -189,6 +198,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if avatar_base_url and not local and not avatar_base_url.startswith("https://"):
         problems.append("AVATAR_BASE_URL")
 
+    storage = env.get("STORAGE", "").strip().lower() or "dynamodb"
+    if storage not in STORAGE_BACKENDS:
+        problems.append("STORAGE")
+        storage = "dynamodb"
+    mysql_user = env.get("MYSQL_USER", "").strip()
+    mysql_database = env.get("MYSQL_DATABASE", "").strip()
+    if storage == "mysql" and not local:
+        problems += [
+            name
+            for name, value in (("MYSQL_USER", mysql_user), ("MYSQL_DATABASE", mysql_database))
+            if not value
+        ]
+
     year = 366 * 86400
 
     return Settings(
@@ -211,6 +233,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sessions_table=env.get("SESSIONS_TABLE", "").strip() or f"wx-login-sessions-{stage}",
         cache_table=env.get("CACHE_TABLE", "").strip() or f"wx-login-cache-{stage}",
         dynamodb_endpoint=env.get("DYNAMODB_ENDPOINT", "").strip() or None,
+        storage=storage,
+        mysql_host=env.get("MYSQL_HOST", "").strip() or "127.0.0.1",
+        mysql_port=_whole(env, "MYSQL_PORT", 3306, problems, low=1, high=65535),
+        mysql_user=mysql_user or ("root" if local else ""),
+        mysql_password=env.get("MYSQL_PASSWORD", ""),
+        mysql_database=mysql_database or (f"wx_login_{stage}" if local else ""),
+        mysql_connect_timeout_s=_number(env, "MYSQL_CONNECT_TIMEOUT_S", 3.0, problems, low=0.1, high=10),
         aws_region=env.get("AWS_REGION", "").strip()
         or env.get("AWS_DEFAULT_REGION", "").strip()
         or "us-east-1",

@@ -35,6 +35,8 @@ class AccessClaims:
     openid: str
     sid: str
     expires_at: int
+    # The token's id: a session renews only by its latest access token (shared/sessions.py).
+    jti: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,32 @@ def _kid(secret: bytes) -> str:
     return hashlib.sha256(b"kid:" + secret).hexdigest()[:16]
 
 
+def new_access_jti() -> str:
+    """A fresh access-token id (the session records its latest one)."""
+    return uuid.uuid4().hex
+
+
+def access_token_expiry(settings: Settings, now: float, not_after: int | None = None) -> int:
+    """When an access token issued at `now` expires: its TTL on, but never past `not_after` (the end of
+    its session: a renewal never reaches beyond the session's own expiry)."""
+    expires_at = int(now) + settings.access_token_ttl
+    return expires_at if not_after is None else min(expires_at, not_after)
+
+
 def issue_access_token(
-    settings: Settings, keys: KeyRing, *, user_id: int, openid: str, nickname: str, sid: str, now: float
+    settings: Settings,
+    keys: KeyRing,
+    *,
+    user_id: int,
+    openid: str,
+    nickname: str,
+    sid: str,
+    now: float,
+    jti: str | None = None,
+    not_after: int | None = None,
 ) -> str:
-    """Sign an access token for a session."""
+    """Sign an access token for a session: id `jti` (a fresh one if None), expiring at the latest at
+    `not_after` (epoch seconds)."""
     issued_at = int(now)
     claims = {
         "iss": settings.jwt_issuer,
@@ -95,8 +119,8 @@ def issue_access_token(
         "nickname": nickname,
         "sid": sid,
         "iat": issued_at,
-        "exp": issued_at + settings.access_token_ttl,
-        "jti": uuid.uuid4().hex,
+        "exp": access_token_expiry(settings, now, not_after),
+        "jti": jti or new_access_jti(),
     }
     return jwt.encode(
         claims, keys.signing_key, algorithm=keys.signing_algorithm, headers={"kid": keys.signing_kid}
@@ -199,7 +223,9 @@ def _claims(claims: dict[str, Any]) -> AccessClaims:
         raise _invalid()
     if not _whole(exp):
         raise _invalid()
-    return AccessClaims(user_id=int(sub), openid=openid, sid=sid, expires_at=exp)
+    jti = claims.get("jti")
+    jti = jti if isinstance(jti, str) and len(jti) <= 128 else ""
+    return AccessClaims(user_id=int(sub), openid=openid, sid=sid, expires_at=exp, jti=jti)
 
 
 # Refresh tokens are "<sid>.<secret>": the sid finds the session in one read; only hashes are stored.

@@ -1,10 +1,10 @@
 """WeChat's server access_token: fetched from `stable_token`, shared by every function instance through
-DynamoDB, refreshed ahead of expiry by one instance at a time, and refreshed once when WeChat rejects it.
+storage, refreshed ahead of expiry by one instance at a time, and refreshed once when WeChat rejects it.
 
 Why this shape: every instance that fetches a token on its own, or that force-refreshes on 40001, can
 invalidate the token the others hold (WeChat keeps one valid token per app). Here a token is fetched in
 normal mode (which returns the current token), the refresh is collapsed by a conditional lease write in
-DynamoDB and a lock in the process, and a rejected token is invalidated conditionally on its version,
+storage and a lock in the process, and a rejected token is invalidated conditionally on its version,
 so the instances that saw the same 40001 trigger one refresh, not one each.
 """
 
@@ -22,6 +22,7 @@ import httpx
 from shared import clock
 from shared.crypto import derive_key
 from shared.settings import Settings
+from shared.storage.base import Storage
 from shared.wechat import (
     TOTAL_BUDGET_S,
     Answer,
@@ -37,7 +38,6 @@ from shared.wechat_token_store import (
     read_token,
     release_lease,
     save_token,
-    token_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -76,16 +76,17 @@ def _usable(stored: StoredToken, now: float) -> _Token | None:
 class AccessTokenManager:
     """The app's WeChat access_token and the calls that need it; build once per process, thread-safe."""
 
-    def __init__(self, settings: Settings, http: httpx.Client) -> None:
+    def __init__(self, settings: Settings, http: httpx.Client, store: Storage) -> None:
         self._settings = settings
         self._http = http
-        self._pk = token_key(settings.wx_appid)
+        self._store = store
+        self._appid = settings.wx_appid
         self._key = derive_key(settings.session_key_encryption_key, "wechat-access-token")
         self._lock = threading.Lock()
         self._cached: _Token | None = None
 
     def token(self) -> str:
-        """A valid access_token, from this process's memory, DynamoDB, or (one caller at a time) WeChat."""
+        """A valid access_token, from this process's memory, storage, or (one caller at a time) WeChat."""
         return self._current().value
 
     def call(
@@ -140,7 +141,7 @@ class AccessTokenManager:
         cached = self._cached
         if cached is not None and cached.fresh(clock.now()) and cached.version != rejected_version:
             return cached
-        # One thread per process goes to DynamoDB (and maybe WeChat); the others wait for its answer.
+        # One thread per process goes to storage (and maybe WeChat); the others wait for its answer.
         with self._lock:
             cached = self._cached
             if cached is not None and cached.fresh(clock.now()) and cached.version != rejected_version:
@@ -150,8 +151,8 @@ class AccessTokenManager:
 
     def _invalidate(self, rejected: _Token) -> None:
         # Only the first instance to report this version marks it; the others find it already refreshed.
-        # DynamoDB first, memory second: a thread of ours that reloads in between must not find it valid.
-        invalidate_token(self._pk, rejected.version)
+        # Storage first, memory second: a thread of ours that reloads in between must not find it valid.
+        invalidate_token(self._store, self._appid, rejected.version)
         with self._lock:
             if self._cached is not None and self._cached.version == rejected.version:
                 self._cached = None
@@ -160,16 +161,16 @@ class AccessTokenManager:
         deadline = time.monotonic() + WAIT_S
         for attempt in itertools.count():
             now = clock.now()
-            stored = read_token(self._pk, self._key)
+            stored = read_token(self._store, self._appid, self._key)
             usable = _usable(stored, now)
             if usable is not None and usable.fresh(now):
                 return usable
-            holder = acquire_lease(self._pk, now=now, lease_s=LEASE_S)
+            holder = acquire_lease(self._store, self._appid, now=now, lease_s=LEASE_S)
             if holder is not None:
                 try:
                     return self._refresh_under_lease(usable)
                 finally:
-                    release_lease(self._pk, holder)
+                    release_lease(self._store, self._appid, holder)
             if usable is not None:
                 # Another instance is refreshing ahead of expiry; the current token still works meanwhile.
                 return usable
@@ -180,7 +181,7 @@ class AccessTokenManager:
 
     def _refresh_under_lease(self, usable_before: _Token | None) -> _Token:
         # Another instance may have stored a new token between our read and our lease.
-        stored = read_token(self._pk, self._key)
+        stored = read_token(self._store, self._appid, self._key)
         now = clock.now()
         usable = _usable(stored, now)
         if usable is not None and usable.fresh(now):
@@ -198,7 +199,7 @@ class AccessTokenManager:
             return fallback
         expires_at = int(clock.now()) + expires_in
         version = save_token(
-            self._pk, self._key, value, expires_at=expires_at, expected_version=stored.version
+            self._store, self._appid, self._key, value, expires_at=expires_at, expected_version=stored.version
         )
         if version is None:
             # Our lease lapsed and another instance stored a token meanwhile: it is just as good.

@@ -1,10 +1,10 @@
-"""Where WeChat's server access_token lives between calls: one CacheModel item per appid, shared by
-every function instance, encrypted at rest, plus a short lease item that lets one instance refresh it.
+"""Where WeChat's server access_token lives between calls: one stored record per appid, shared by every
+function instance, encrypted at rest (storage only ever sees the ciphertext), plus a short lease that
+lets one instance refresh it.
 
-Items (table CACHE_TABLE):
-- `wxtoken#<appid>`: `data` the AES-GCM ciphertext of the token, `expires_at` WeChat's expiry (epoch
-  seconds; 0 once a caller saw WeChat reject it), `version` +1 on every refresh.
-- `wxtoken#<appid>#lease`: `data` the holder's random id, `expires_at` when the lease lapses by itself.
+The record: the token's AES-GCM ciphertext (bound to `wxtoken#<appid>`), WeChat's expiry (epoch
+seconds; 0 once a caller saw WeChat reject it) and a version, +1 on every refresh. The lease
+`wxtoken#<appid>`: the holder's random id, lapsing by itself at its end.
 """
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ import secrets
 from dataclasses import dataclass, field
 
 from shared.crypto import DecryptionError, decrypt_at_rest, encrypt_at_rest
-from shared.models import CacheModel, storage_errors, write_if
+from shared.storage.base import CachedWeChatToken, Storage
 
-# DynamoDB's TTL removes an item some time after this many seconds past its expiry.
-TTL_SLACK_S = 3600
 INVALIDATED = 0
 
 
@@ -35,61 +33,46 @@ class StoredToken:
 
 
 def token_key(appid: str) -> str:
-    """The CacheModel key of an app's access_token."""
+    """The name of an app's access_token: its lease's, and the context its ciphertext is bound to."""
     return f"wxtoken#{appid}"
 
 
-def read_token(pk: str, key: bytes) -> StoredToken:
+def read_token(store: Storage, appid: str, key: bytes) -> StoredToken:
     """The shared token (strongly consistent), or an empty version-0 record when none was stored."""
-    with storage_errors():
-        try:
-            item = CacheModel.get(pk, consistent_read=True)
-        except CacheModel.DoesNotExist:
-            return StoredToken(None, 0, 0)
+    cached = store.read_wechat_token(appid)
+    if cached is None:
+        return StoredToken(None, 0, 0)
     token: str | None = None
-    if item.data:
+    if cached.token_enc:
         try:
-            token = decrypt_at_rest(key, item.data, pk)
+            token = decrypt_at_rest(key, cached.token_enc, token_key(appid))
         except DecryptionError:
             token = None  # the encryption key changed: as good as no token
-    return StoredToken(token, int(item.version or 0), float(item.expires_at or 0))
+    return StoredToken(token, cached.version, float(cached.expires_at))
 
 
-def save_token(pk: str, key: bytes, token: str, *, expires_at: int, expected_version: int) -> int | None:
+def save_token(
+    store: Storage, appid: str, key: bytes, token: str, *, expires_at: int, expected_version: int
+) -> int | None:
     """Store a fresh token if nobody stored another since `expected_version`; answer its version or None."""
     version = expected_version + 1
-    item = CacheModel(
-        pk,
-        data=encrypt_at_rest(key, token, pk),
-        version=version,
-        expires_at=expires_at,
-        ttl=expires_at + TTL_SLACK_S,
-    )
-    # Absent (first token, or deleted by TTL) or still the version the caller read.
-    condition = CacheModel.pk.does_not_exist() | (CacheModel.version == expected_version)
-    return version if write_if(lambda: item.save(condition=condition)) else None
+    sealed = CachedWeChatToken(encrypt_at_rest(key, token, token_key(appid)), version, expires_at)
+    saved = store.save_wechat_token_if(appid, sealed, expected_version=expected_version)
+    return version if saved else None
 
 
-def invalidate_token(pk: str, version: int) -> bool:
+def invalidate_token(store: Storage, appid: str, version: int) -> bool:
     """Mark token `version` rejected, unless it was already refreshed or invalidated; True if this did it."""
-    return write_if(
-        lambda: CacheModel(pk).update(
-            actions=[CacheModel.expires_at.set(INVALIDATED)],
-            condition=(CacheModel.version == version) & (CacheModel.expires_at > INVALIDATED),
-        )
-    )
+    return store.invalidate_wechat_token(appid, version)
 
 
-def acquire_lease(pk: str, *, now: float, lease_s: float) -> str | None:
-    """Take the refresh lease of `pk` if free or lapsed; answer the holder id to release it with."""
+def acquire_lease(store: Storage, appid: str, *, now: float, lease_s: float) -> str | None:
+    """Take the refresh lease of `appid`'s token if free or lapsed; answer the holder id to release it."""
     holder = secrets.token_hex(8)
-    lease = CacheModel(
-        f"{pk}#lease", data=holder, expires_at=int(now + lease_s) + 1, ttl=int(now + lease_s) + TTL_SLACK_S
-    )
-    free = CacheModel.pk.does_not_exist() | (CacheModel.expires_at < int(now))
-    return holder if write_if(lambda: lease.save(condition=free)) else None
+    until = int(now + lease_s) + 1
+    return holder if store.acquire_lease(token_key(appid), holder=holder, now=now, until=until) else None
 
 
-def release_lease(pk: str, holder: str) -> None:
+def release_lease(store: Storage, appid: str, holder: str) -> None:
     """Give the lease back early (only if still ours), so waiting instances need not let it lapse."""
-    write_if(lambda: CacheModel(f"{pk}#lease").delete(condition=CacheModel.data == holder))
+    store.release_lease(token_key(appid), holder=holder)

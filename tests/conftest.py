@@ -1,11 +1,29 @@
-"""Shared fixtures. The environment is fixed here, before any `shared` module reads settings."""
+"""Shared fixtures. The environment is fixed here, before any `shared` module reads settings (settings
+are read when a fixture or a request first asks for them, never at import)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from moto import mock_aws
+
+from local.wechat_sim import WeChatSimulator
+from shared import clock
+from shared.api.deps import storage as storage_dependency
+from shared.settings import Settings, get_settings
+from shared.storage.base import Storage
+from shared.wechat import WeChatClient
+from tests.backends import BACKEND_NAMES, open_backend
 
 TEST_ENV = {
     "STAGE": "local",
@@ -25,20 +43,11 @@ TEST_ENV = {
 }
 os.environ.update(TEST_ENV)
 os.environ.pop("DYNAMODB_ENDPOINT", None)
+os.environ.pop("STORAGE", None)
 
-from collections.abc import Callable, Iterator  # noqa: E402
-from typing import Any  # noqa: E402
-
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
-from moto import mock_aws  # noqa: E402
-
-from local.wechat_sim import WeChatSimulator  # noqa: E402
-from shared import clock  # noqa: E402
-from shared.settings import Settings, get_settings  # noqa: E402
-from shared.wechat import WeChatClient  # noqa: E402
+# Tests that only make sense on DynamoDB (its item layout, moto's fault injection): the `storage`
+# fixture, and so the app, on that backend alone.
+dynamodb_only = pytest.mark.parametrize("storage", ["dynamodb"], indirect=True)
 
 
 @pytest.fixture
@@ -48,14 +57,38 @@ def settings() -> Settings:
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    """Moto's in-memory DynamoDB with the service's tables, fresh for each test."""
-    from local.moto_atomic import make_moto_atomic
-    from shared.models import create_tables
-
-    make_moto_atomic()  # each request atomic, as on DynamoDB (concurrency tests rely on it)
+    """Moto's in-memory AWS (S3, SSM), fresh for each test; DynamoDB is the `storage` fixture's."""
     with mock_aws():
-        create_tables()
         yield
+
+
+@pytest.fixture(params=BACKEND_NAMES)
+def storage(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Storage]:
+    """A fresh, empty store of each backend in turn (tests/backends.py): every test that touches
+    storage runs against every backend. A backend this checkout lacks is skipped."""
+    name = str(request.param)
+    try:
+        importlib.import_module(f"tests.backend_{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"tests.backend_{name}":
+            raise
+        pytest.skip(f"tests/backend_{name}.py not present")
+    with open_backend(name, settings) as store:
+        yield store
+
+
+@pytest.fixture
+def round_trips(request: pytest.FixtureRequest, storage: Storage) -> Callable[[], Any]:
+    """`with round_trips() as calls:` counts the storage round trips of the block by operation
+    (the backend module's `round_trips(storage)` hook)."""
+    name = str(request.node.callspec.params["storage"])
+    hook = importlib.import_module(f"tests.backend_{name}").round_trips
+    return lambda: hook(storage)
+
+
+def serve_storage(app: FastAPI, store: Storage) -> None:
+    """Make `app` talk to `store` (as the process's storage is overridden in every test)."""
+    app.dependency_overrides[storage_dependency] = lambda: store
 
 
 @pytest.fixture
@@ -70,13 +103,14 @@ def wechat(settings: Settings, simulator: WeChatSimulator) -> WeChatClient:
 
 
 @pytest.fixture
-def app(aws: None, wechat: WeChatClient) -> FastAPI:
-    """Every route in one app, as `make dev` serves them."""
+def app(aws: None, storage: Storage, wechat: WeChatClient) -> FastAPI:
+    """Every route in one app, as `make dev` serves them, on this test's storage."""
     from local.devserver import build_app
     from shared.api.routes.login import wechat_client
 
     application = build_app()
     application.dependency_overrides[wechat_client] = lambda: wechat
+    serve_storage(application, storage)
     return application
 
 
@@ -115,6 +149,16 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     moving = Clock()
     real_now = clock.now
     monkeypatch.setattr(clock, "now", lambda: real_now() + moving.offset)
+    return moving
+
+
+@pytest.fixture
+def stopped_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The service's clock standing still, moved only by `advance`: the edges of time windows are
+    tested exactly, however slowly a loaded machine runs the requests in between."""
+    moving = Clock()
+    start = clock.now()
+    monkeypatch.setattr(clock, "now", lambda: start + moving.offset)
     return moving
 
 

@@ -1,5 +1,5 @@
-"""DynamoDB faults injected through botocore's event hooks on the clients PynamoDB really uses (moto
-still answers every call that is not failed)."""
+"""DynamoDB faults injected through botocore's event hooks on the client the DynamoDB adapter really
+uses (moto still answers every call that is not failed)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import botocore_stubber
 
-from shared.models import CacheModel, CounterModel, SessionModel, UserModel
+from shared.storage.base import Storage
+from shared.storage.dynamodb import DynamoDBStorage
 
 THROTTLED = "ProvisionedThroughputExceededException"
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -35,14 +36,6 @@ def _tables(body: dict[str, Any]) -> str:
         return str(body["TableName"])
     names = {str(part["TableName"]) for item in body.get("TransactItems", []) for part in item.values()}
     return "+".join(sorted(names))
-
-
-def _clients() -> list[Any]:
-    clients: dict[int, Any] = {}
-    for model in (UserModel, SessionModel, CacheModel, CounterModel):
-        client = model._get_connection().connection.client
-        clients[id(client)] = client
-    return list(clients.values())
 
 
 class DynamoFaults:
@@ -95,19 +88,18 @@ class DynamoFaults:
 
 
 @contextmanager
-def dynamo_faults() -> Iterator[DynamoFaults]:
-    """Hook a DynamoFaults into every model's botocore client for the duration of the block."""
+def dynamo_faults(storage: Storage) -> Iterator[DynamoFaults]:
+    """Hook a DynamoFaults into the adapter's botocore client for the duration of the block."""
+    assert isinstance(storage, DynamoDBStorage), "DynamoDB faults need the DynamoDB backend"
     faults = DynamoFaults()
-    clients = _clients()
-    for client in clients:
-        client.meta.events.register("before-call.dynamodb", faults._before_call)
-        client.meta.events.register_first("before-send.dynamodb", faults._before_send)
-        client.meta.events.register("after-call.dynamodb", faults._after_call)
+    client = storage.client
+    client.meta.events.register("before-call.dynamodb", faults._before_call)
+    client.meta.events.register_first("before-send.dynamodb", faults._before_send)
+    client.meta.events.register("after-call.dynamodb", faults._after_call)
     try:
         yield faults
     finally:
         botocore_stubber.enabled = True
-        for client in clients:
-            client.meta.events.unregister("before-call.dynamodb", faults._before_call)
-            client.meta.events.unregister("before-send.dynamodb", faults._before_send)
-            client.meta.events.unregister("after-call.dynamodb", faults._after_call)
+        client.meta.events.unregister("before-call.dynamodb", faults._before_call)
+        client.meta.events.unregister("before-send.dynamodb", faults._before_send)
+        client.meta.events.unregister("after-call.dynamodb", faults._after_call)

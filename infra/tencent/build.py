@@ -57,7 +57,12 @@ def scf_functions() -> dict[str, ScfFunction]:
     default_memory = int(config["provider"].get("memorySize", 512))
     table: dict[str, ScfFunction] = {}
     for name, function in config["functions"].items():
-        paths = {event["httpApi"]["path"] for event in function.get("events", []) if "httpApi" in event}
+        # Not the `$default` catch-all (`httpApi: "*"`): SCF has no such route; its API answers unknown paths.
+        paths = {
+            event["httpApi"]["path"]
+            for event in function.get("events", [])
+            if isinstance(event.get("httpApi"), dict)
+        }
         if len(paths) != 1:
             raise SystemExit(f"{name}: SCF deploys one API path per function (method ANY), found {paths}")
         module, _, attribute = str(function["handler"]).rpartition(".")

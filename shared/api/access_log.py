@@ -1,7 +1,8 @@
 """One access-log line per request: method, route, status, duration, request id and hashed openid.
 
 Never the query string, a header or a body. A request that matched no route is logged with its path
-(cut to 128 characters; the log formatter scrubs anything shaped like a secret from it).
+(cut to 128 characters, before the word the cut would split; the log formatter scrubs anything shaped
+like a secret from it).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import logging
 import time
 
 from starlette.types import Scope
+
+from shared.logs import clip
 
 logger = logging.getLogger(__name__)
 
@@ -43,5 +46,5 @@ def log_access(scope: Scope, status: int, started: float) -> None:
         "duration_ms": duration_ms,
     }
     if route is None:
-        fields["path"] = str(scope.get("path", ""))[:MAX_PATH_CHARS]
+        fields["path"] = clip(str(scope.get("path", "")), MAX_PATH_CHARS)
     logger.info("%s %s %d %.1fms", method, route or fields["path"], status, duration_ms, extra=fields)

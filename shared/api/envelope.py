@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -12,8 +13,18 @@ from shared import clock
 from shared.errors import Reason
 
 
+def _jsonable(data: Any) -> Any:
+    # A domain record (a frozen dataclass): its fields, leaving out the optional ones it does not carry.
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        return {name: value for name, value in dataclasses.asdict(data).items() if value is not None}
+    return data
+
+
 def success(data: Any, message: str = "success", *, extra: Mapping[str, Any] | None = None) -> JSONResponse:
-    """HTTP 200 with `data` in the envelope; `extra` top-level members come first (a JWK Set's `keys`)."""
+    """HTTP 200 with `data` in the envelope; `extra` top-level members come first (a JWK Set's `keys`).
+
+    `data` is JSON-able, or a domain record (its None fields are left out)."""
+    data = _jsonable(data)
     body = {"code": 200, "message": message, "data": data, "timestamp": clock.iso_ms(clock.now())}
     return JSONResponse({**(extra or {}), **body})
 

@@ -7,9 +7,12 @@ import re
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from shared.api.envelope import error_response
+from shared.api.route_table import methods_of
 from shared.errors import Reason, ServiceError
 
 _STATUS_REASONS = {404: Reason.NOT_FOUND, 405: Reason.METHOD_NOT_ALLOWED, 413: Reason.PAYLOAD_TOO_LARGE}
@@ -50,10 +53,28 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(Reason.INVALID_REQUEST, describe_validation_errors(exc))
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def allowed_methods(request: Request) -> frozenset[str]:
+    """Every method of the route at the request's path: this app's routes and the API's (route_table).
+
+    Starlette's 405 names the methods of the first route that matched the path only (FastAPI makes a
+    route per method), and a function's app lacks the routes of the other functions.
+    """
+    found = set(methods_of(request.scope.get("path", "")))
+    for route in iter_route_contexts(request.app.router.routes):
+        methods = route.methods
+        if methods and route.matches(request.scope)[0] is not Match.NONE:
+            found |= methods
+    return frozenset(found)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    reason = _STATUS_REASONS.get(exc.status_code, Reason.INVALID_REQUEST)
-    headers = {"Allow": exc.headers["Allow"]} if exc.headers and "Allow" in exc.headers else None
+    status, headers = exc.status_code, None
+    if status in (404, 405):
+        allowed = allowed_methods(request)
+        if request.method not in allowed and allowed:
+            status, headers = 405, {"Allow": ", ".join(sorted(allowed))}
+    reason = _STATUS_REASONS.get(status, Reason.INVALID_REQUEST)
     message = exc.detail if reason is Reason.PAYLOAD_TOO_LARGE else _STATUS_MESSAGES.get(reason, "请求无效")
     return error_response(reason, message, headers)
 

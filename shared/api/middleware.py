@@ -1,5 +1,5 @@
-"""ASGI middleware: request ids, the access log, the body-size limit, refusing to serve when
-misconfigured, and the last-resort INTERNAL_ERROR answer."""
+"""ASGI middleware: request ids, the access log, refusing to serve when misconfigured, malformed
+requests (shared/api/edge.py), the body-size limit, and the last-resort INTERNAL_ERROR answer."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.api.access_log import log_access
+from shared.api.edge import scope_problem
 from shared.api.envelope import error_body
 from shared.errors import Reason, ServerMisconfigured
 from shared.logs import request_context
@@ -86,6 +87,10 @@ class GuardMiddleware:
         if settings.problems:
             error = ServerMisconfigured(list(settings.problems))
             await _send_envelope(send, error.reason, error.message, request_id)
+            return
+        malformed = scope_problem(scope)
+        if malformed is not None:
+            await _send_envelope(send, Reason.INVALID_REQUEST, malformed.message, request_id)
             return
         limit = self.path_limits.get(scope.get("path", ""), self.max_body_bytes)
         if self._declared_length(scope) > limit:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from http import HTTPStatus
 from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+
+from shared.errors import Reason
 
 _CODE = re.compile(r"[\x21-\x7e]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -109,10 +112,12 @@ class Envelope(BaseModel, Generic[T]):
 
 
 class ErrorEnvelope(BaseModel):
+    """Every error answer: HTTP status == `code`; clients branch on `reason`, never on `message`."""
+
     code: int
     message: str
-    error: str
-    reason: str
+    error: str = Field(description="The HTTP reason phrase (informational)")
+    reason: Reason
     timestamp: str
 
 
@@ -180,6 +185,28 @@ class JwksEnvelope(Envelope[JwkSet]):
     keys: list[PublicJwk]
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope} for status in (400, 401, 404, 405, 413, 429, 500, 503)
-}
+# What any operation may answer: a malformed request (headers, encodings, body), a body over the
+# limit (GuardMiddleware), and a server that is misconfigured or fails unforeseen.
+_ANY = (Reason.INVALID_REQUEST, Reason.PAYLOAD_TOO_LARGE, Reason.SERVER_MISCONFIGURED, Reason.INTERNAL_ERROR)
+BEARER = (Reason.TOKEN_MISSING, Reason.TOKEN_EXPIRED, Reason.TOKEN_INVALID, Reason.SESSION_REVOKED)
+"""A bearer-authenticated route's token answers."""
+STORAGE = (Reason.STORAGE_UNAVAILABLE,)
+"""A route that reads or writes the database."""
+WECHAT = (Reason.WECHAT_RATE_LIMITED, Reason.WECHAT_UNAVAILABLE)
+"""A route that calls WeChat's server API."""
+
+
+def error_responses(*reasons: Reason) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of an operation that can answer `reasons` (and what any operation can):
+    per status, the envelope and the reasons it carries there, as they are sent."""
+    by_status: dict[int, list[Reason]] = {}
+    for reason in (*_ANY, *reasons):
+        if reason not in by_status.setdefault(reason.status, []):
+            by_status[reason.status].append(reason)
+    return {
+        status: {
+            "model": ErrorEnvelope,
+            "description": f"{HTTPStatus(status).phrase}: " + ", ".join(f"`{r.value}`" for r in found),
+        }
+        for status, found in sorted(by_status.items())
+    }

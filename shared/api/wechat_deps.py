@@ -7,7 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends
 
+from shared.api.deps import StorageDep
 from shared.settings import get_settings
+from shared.storage.base import Storage
 from shared.wechat import WeChatClient
 from shared.wechat_token import AccessTokenManager
 
@@ -19,16 +21,19 @@ def wechat_client() -> WeChatClient:
 
 
 @lru_cache(maxsize=8)
-def _manager_for(wechat: WeChatClient) -> AccessTokenManager:
-    return AccessTokenManager(wechat.settings, wechat.http)
+def _manager_for(wechat: WeChatClient, store: Storage) -> AccessTokenManager:
+    return AccessTokenManager(wechat.settings, wechat.http, store)
 
 
-def access_token_manager(wechat: Annotated[WeChatClient, Depends(wechat_client)]) -> AccessTokenManager:
-    """The process's access_token manager, on the same pooled HTTP client as `wechat_client`.
+def access_token_manager(
+    wechat: Annotated[WeChatClient, Depends(wechat_client)], store: StorageDep
+) -> AccessTokenManager:
+    """The process's access_token manager, on the same pooled HTTP client as `wechat_client` and the
+    process's storage.
 
-    Overriding `wechat_client` (tests, `make dev`'s simulator) redirects this one too.
+    Overriding `wechat_client` (tests, `make dev`'s simulator) or `storage` redirects this one too.
     """
-    return _manager_for(wechat)
+    return _manager_for(wechat, store)
 
 
 WeChatDep = Annotated[WeChatClient, Depends(wechat_client)]

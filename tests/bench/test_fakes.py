@@ -1,61 +1,61 @@
-"""The benchmark's in-memory DynamoDB applies the requests PynamoDB really sends."""
+"""The benchmark's in-memory DynamoDB applies the requests the DynamoDB adapter really sends."""
 
+from collections.abc import Iterator
 from types import SimpleNamespace
 
+import pytest
+
 from bench.fakes import FakeDynamoDB, FakeWeChat
-from shared.models import SessionModel, UserModel
-
-USERS = UserModel.Meta.table_name
-SESSIONS = SessionModel.Meta.table_name
+from shared.storage.base import LoginUpsert, NewSession, ProfileChange
+from shared.storage.dynamodb import DynamoDBStorage
 
 
-def fake_with(*users: UserModel) -> FakeDynamoDB:
-    return FakeDynamoDB({USERS: "openid", SESSIONS: "sid"}, {USERS: [user.serialize() for user in users]})
+@pytest.fixture
+def adapter(settings) -> Iterator[tuple[DynamoDBStorage, FakeDynamoDB]]:
+    """The adapter with the fake as its transport (moto is not involved)."""
+    store = DynamoDBStorage(settings)
+    fake = FakeDynamoDB(store.key_names(), {})
+    events = store.client.meta.events
+    events.register_first("before-send.dynamodb", fake.before_send)
+    yield store, fake
+    events.unregister("before-send.dynamodb", fake.before_send)
 
 
-def update(fake, openid, actions):
-    table = UserModel._get_connection()
-    request = table.get_operation_kwargs(openid, actions=actions, return_values="ALL_NEW")
-    return fake._op_UpdateItem(request)["Attributes"]
+def login(store, openid, nickname=None, stamp="2026-01-01T00:00:00.000Z"):
+    change = LoginUpsert(openid, "v1:enc", None, nickname, None, stamp, 0.0, None)
+    return store.upsert_user_on_login(change)
 
 
-def test_update_sets_keeps_existing_values_adds_and_removes():
-    alice = UserModel("alice", id=7, nickname="old", created_at="first", unionid="u", recipe_count=1)
-    fake = fake_with(alice)
-    item = update(
-        fake,
-        "alice",
-        [
-            UserModel.nickname.set("new"),
-            UserModel.created_at.set(UserModel.created_at | "second"),
-            UserModel.bio.set(UserModel.bio | ""),
-            UserModel.recipe_count.add(2),
-            UserModel.unionid.remove(),
-        ],
+def test_a_login_upsert_keeps_existing_values_fills_missing_ones_and_sets_an_id_once(adapter):
+    store, fake = adapter
+    first, is_new = login(store, "alice", nickname="old", stamp="first")
+    assert is_new and first.id == 1 and first.bio == "" and first.created_at == "first"
+    second, is_new = login(store, "bob")  # the id now rides in the upsert: if_not_exists
+    assert is_new and second.id == 2
+    again, is_new = login(store, "alice", stamp="second")
+    assert not is_new and again.id == 1 and again.nickname == "old"  # kept what is there
+    assert (again.created_at, again.updated_at) == ("first", "second")
+    changed = store.update_profile(
+        "alice", ProfileChange(nickname="new", avatar=None, bio="b", stamp="third")
     )
-    assert item["nickname"] == {"S": "new"}
-    assert item["created_at"] == {"S": "first"}  # if_not_exists keeps what is there
-    assert item["bio"] == {"S": ""}  # ... and fills what is not
-    assert item["recipe_count"] == {"N": "3"}
-    assert "unionid" not in item
-    assert item["id"] == {"N": "7"}
+    assert (changed.nickname, changed.bio, changed.id) == ("new", "b", 1)
+    counter = fake.tables[store._t.users.Meta.table_name]['{"S": "#counter#user_id"}']
+    assert counter["value"] == {"N": "100"}  # one block of ids reserved
 
 
-def test_update_of_a_missing_item_creates_it_and_get_finds_it():
-    fake = fake_with()
-    update(fake, "bob", [UserModel.nickname.set("bob")])
-    key = {"openid": {"S": "bob"}}
-    assert fake._op_GetItem({"TableName": USERS, "Key": key})["Item"]["nickname"] == {"S": "bob"}
-    missing = {"openid": {"S": "nobody"}}
-    gets = [{"Get": {"TableName": USERS, "Key": key}}, {"Get": {"TableName": USERS, "Key": missing}}]
-    both = fake._op_TransactGetItems({"TransactItems": gets})
-    assert both["Responses"][0]["Item"]["openid"] == {"S": "bob"}
-    assert both["Responses"][1] == {}
+def test_sessions_are_stored_and_read_back_with_their_user_in_one_transaction(adapter):
+    store, fake = adapter
+    user, _ = login(store, "carol")
+    store.start_session(NewSession("sid-1", user.id, "carol", "hash", "jti-1", 5, 4_000_000_000))
+    session, read = store.get_session_and_user("sid-1", "carol")
+    assert (session.refresh_hash, session.access_jti, read.id) == ("hash", "jti-1", user.id)
+    assert store.get_session_and_user("sid-2", "nobody") == (None, None)
+    assert fake.calls == {}  # counted by the child's before-call hook only
 
 
 def test_an_unknown_operation_answers_a_validation_error():
     request = SimpleNamespace(url="https://dynamodb.us-east-1.amazonaws.com/", body=b"{}")
-    response = fake_with().before_send(request, event_name="before-send.dynamodb.Scan")
+    response = FakeDynamoDB({}, {}).before_send(request, event_name="before-send.dynamodb.Scan")
     assert response.status_code == 400
     assert b"ValidationException" in response.content
 

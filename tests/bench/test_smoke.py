@@ -31,5 +31,5 @@ def test_bench_measures_a_function_against_its_floors():
     headings = ("## Cold start", "## Warm invocation", "## Round trips per request", "## Memory and size")
     assert all(heading in report for heading in headings)
     assert "| refresh, refresh token | 2: UpdateItem, GetItem | 0:  |" in report
-    assert "| refresh, access token | 1: TransactGetItems | 0:  |" in report
+    assert "| refresh, access token | 2: TransactGetItems, UpdateItem | 0:  |" in report
     assert "| refresh | never ✅ |" in report

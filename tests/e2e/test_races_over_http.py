@@ -55,10 +55,14 @@ def test_logout_racing_refreshes_leaves_the_session_revoked_for_every_token(dev_
         tokens = login(dev_server, name)
         answers = race_logout_against_refreshes(dev_server, tokens)
         assert answers[-1].status_code == 200
-        for answer in answers[:-1]:
+        for index, answer in enumerate(answers[:-1]):
             assert answer.status_code in {200, 401}, answer.text
             if answer.status_code == 401:
-                assert answer.json()["reason"] == "SESSION_REVOKED"
+                # By bearer, the login's access token may be two renewals old by the time it is read
+                # (a rotation and a renewal both replaced it): a theft signal, the session revoked.
+                bearer = index >= 20
+                expected = {"SESSION_REVOKED", "REFRESH_TOKEN_REUSED"} if bearer else {"SESSION_REVOKED"}
+                assert answer.json()["reason"] in expected, answer.text
         # Whatever each caller got during the race, nothing of that session works afterwards.
         handed_out = [a.json()["data"] for a in answers[:-1] if a.status_code == 200] + [tokens]
         for data in handed_out:

@@ -1,7 +1,8 @@
-"""POST /api/v1/user/avatar on moto (DynamoDB + S3), through the app `make dev` serves and through
-the avatar function's Lambda/SCF handler."""
+"""POST /api/v1/user/avatar on every storage backend and moto's S3, through the app `make dev` serves
+and through the avatar function's Lambda/SCF handler."""
 
 import importlib
+import resource
 from urllib.parse import urlsplit
 
 import boto3
@@ -10,11 +11,10 @@ import pytest
 from shared.api.routes.avatar import AVATAR_BODY_LIMIT, store
 from shared.avatar_store import CACHE_CONTROL, KEY_PREFIX, avatar_store
 from shared.errors import Reason, ServerMisconfigured
-from shared.images import MAX_AVATAR_BYTES
-from shared.models import UserModel
+from shared.images import MAX_AVATAR_BYTES, MAX_OUTPUT_SIDE
 from shared.settings import load_settings
 from tests import avatar_samples as samples
-from tests.conftest import bearer
+from tests.conftest import bearer, serve_storage
 from tests.lambda_events import answer, apigw_v1, apigw_v2, lambda_context, tencent
 
 AVATAR = "/api/v1/user/avatar"
@@ -88,6 +88,45 @@ def test_what_is_not_a_jpeg_png_or_webp_is_content_rejected_and_nothing_is_store
     assert client.get("/api/v1/user/profile", headers=bearer(token)).json()["data"]["avatar"] == ""
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of the children it has waited for (the image sandbox)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.mark.parametrize(
+    ("build", "words"),
+    [
+        (lambda: samples.progressive_jpeg(512, 512, 150_000), "复杂"),  # 1.9 MB: 150,000 scans
+        (lambda: samples.lossless_webp(16384, 16384), "尺寸"),  # 34 bytes: 268 megapixels
+        (lambda: samples.png_bomb(65535, 65535, rows=1), "尺寸"),
+        (lambda: samples.animated_webp(50), "动图"),
+    ],
+    ids=["jpeg-150k-scans", "webp-16384-square", "png-65535-square", "animated-webp"],
+)
+def test_a_decoder_trap_is_refused_at_once_over_http_and_nothing_is_stored(
+    client, login, s3, settings, build, words
+):
+    token = login("alice")["access_token"]
+    data = build()
+    assert len(data) <= MAX_AVATAR_BYTES
+    before = cpu_seconds()
+    response = upload(client, token, data)
+    assert cpu_seconds() - before < 3.0
+    assert (response.status_code, response.json()["reason"]) == (400, "CONTENT_REJECTED")
+    assert words in response.json()["message"]
+    assert keys_in_bucket(s3, settings) == []
+
+
+def test_a_phone_photo_is_stored_scaled_down_and_upright(client, login, s3, settings):
+    token = login("alice")["access_token"]
+    response = upload(client, token, samples.phone_photo())  # 4000 x 3000, EXIF orientation 6
+    assert response.status_code == 200, response.text
+    stored = samples.decode(served(client, response.json()["data"]["avatar"]).content)
+    assert (stored.format, stored.size) == ("JPEG", (768, MAX_OUTPUT_SIDE))
+    assert not stored.getexif()
+
+
 @pytest.mark.parametrize("size", [3 * 1024 * 1024, MAX_AVATAR_BYTES + 1], ids=["3MiB", "2MiB+1"])
 def test_over_2_mib_is_payload_too_large(client, login, s3, settings, size):
     token = login("alice")["access_token"]
@@ -133,17 +172,17 @@ def test_an_upload_never_deletes_an_object_the_user_only_pointed_at(client, logi
     served(client, bobs_avatar)
 
 
-def test_racing_uploads_replace_each_other_and_leave_no_orphan(client, login, s3, settings):
+def test_racing_uploads_replace_each_other_and_leave_no_orphan(client, login, s3, settings, storage):
     from shared.avatars import replace_avatar
 
     login("alice")
-    stale_a, stale_b = UserModel.get("sim-alice"), UserModel.get("sim-alice")
+    stale_a, stale_b = storage.get_user("sim-alice"), storage.get_user("sim-alice")
     avatars = store()
-    replace_avatar(avatars, stale_a, samples.jpeg(), now=1.0)
+    replace_avatar(avatars, storage, stale_a, samples.jpeg(), now=1.0)
     # B read the user before A's write: its conditional update fails once, re-reads, and replaces A's.
-    replace_avatar(avatars, stale_b, samples.png(), now=2.0)
-    assert keys_in_bucket(s3, settings) == [stale_b.avatar_key]
-    assert UserModel.get("sim-alice").avatar_key == stale_b.avatar_key
+    b = replace_avatar(avatars, storage, stale_b, samples.png(), now=2.0)
+    assert keys_in_bucket(s3, settings) == [b.avatar_key]
+    assert storage.get_user("sim-alice").avatar_key == b.avatar_key
 
 
 def test_s3_failure_is_storage_unavailable_and_the_avatar_is_unchanged(client, login, s3, settings):
@@ -199,8 +238,9 @@ def test_the_store_needs_its_settings_outside_local():
 
 
 @pytest.mark.parametrize("build", [apigw_v2, apigw_v1, tencent], ids=["apigw-v2", "apigw-v1", "tencent"])
-def test_upload_through_the_avatar_functions_handler(login, s3, settings, build):
+def test_upload_through_the_avatar_functions_handler(login, s3, settings, storage, build):
     function = importlib.import_module("functions.avatar")
+    serve_storage(function.app, storage)
     token = login("alice")["access_token"]
     body, content_type = samples.multipart(samples.png(), filename="wxfile_tmp.png")
     event = build(

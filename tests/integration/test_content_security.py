@@ -105,13 +105,13 @@ def test_the_anonymous_placeholder_is_not_even_checked(login, simulator):
 # check_text against WeChat answers the simulator does not give.
 
 
-def manager_answering(settings, answer):
+def manager_answering(settings, storage, answer):
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/cgi-bin/stable_token":
             return httpx.Response(200, json={"access_token": "t", "expires_in": 7200})
         return httpx.Response(200, json=answer)
 
-    return AccessTokenManager(settings, new_http_client(settings, httpx.MockTransport(handler)))
+    return AccessTokenManager(settings, new_http_client(settings, httpx.MockTransport(handler)), storage)
 
 
 @pytest.mark.parametrize(
@@ -125,12 +125,12 @@ def manager_answering(settings, answer):
     ],
     ids=["v1-risky", "rate-limited", "other-errcode", "no-result", "unknown-suggest"],
 )
-def test_check_text_maps_wechats_answers(aws, settings, answer, reason):
+def test_check_text_maps_wechats_answers(storage, settings, answer, reason):
     with pytest.raises(ServiceError) as caught:
-        check_text(manager_answering(settings, answer), "o1", "text")
+        check_text(manager_answering(settings, storage, answer), "o1", "text")
     assert caught.value.reason is reason
 
 
-def test_check_text_passes_pass(aws, settings):
+def test_check_text_passes_pass(storage, settings):
     answer = {"errcode": 0, "result": {"suggest": "pass", "label": 100}, "trace_id": "t1"}
-    check_text(manager_answering(settings, answer), "o1", "text")
+    check_text(manager_answering(settings, storage, answer), "o1", "text")

@@ -88,7 +88,8 @@ def run(script: str, env: dict[str, str]) -> str:
 
 def test_the_jwks_function_loads_no_table_model_nor_aws_sdk():
     script = (
-        "import sys, functions.jwks; modules = ('shared.models', 'pynamodb', 'botocore', 'boto3', 'httpx'); "
+        "import sys, functions.jwks; modules = ('shared.storage.dynamodb', 'pynamodb', 'botocore', 'boto3', "
+        "'httpx'); "
         "print(sorted(m for m in modules if m in sys.modules))"
     )
     assert run(script, {"STAGE": "local"}) == "[]"

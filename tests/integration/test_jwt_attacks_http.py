@@ -243,11 +243,15 @@ def test_headers_do_not_count_towards_the_16_kib_body_limit_but_bodies_do(client
     assert (big.status_code, big.json()["reason"]) == (413, "PAYLOAD_TOO_LARGE")
 
 
-def test_non_ascii_and_control_characters_in_the_header_are_401(client):
-    for value in ("Bearer é.é.é", "Bearer \x01\x02.a.b", "Bearer a.b.c\x7f"):
-        raw = [(b"authorization", value.encode("latin-1"))]
-        response = client.get(PROFILE, headers=raw)
-        assert (response.status_code, response.json()["reason"]) == (401, "TOKEN_INVALID"), value
+def test_non_ascii_in_the_header_is_401_and_control_characters_are_a_malformed_header(client):
+    raw = [(b"authorization", "Bearer é.é.é".encode("latin-1"))]
+    response = client.get(PROFILE, headers=raw)
+    assert (response.status_code, response.json()["reason"]) == (401, "TOKEN_INVALID")
+    # A control character makes the header itself malformed (HTTP forbids it; a socket server refuses
+    # the request): 400, as for any malformed header (shared/api/edge.py).
+    for value in ("Bearer \x01\x02.a.b", "Bearer a.b.c\x7f"):
+        response = client.get(PROFILE, headers=[(b"authorization", value.encode("latin-1"))])
+        assert (response.status_code, response.json()["reason"]) == (400, "INVALID_REQUEST"), value
 
 
 def test_a_base64_standard_alphabet_token_is_not_normalised(client, login):

@@ -1,22 +1,17 @@
-"""POST /api/v1/auth/wx-login against moto and the WeChat simulator."""
+"""POST /api/v1/auth/wx-login against every storage backend and the WeChat simulator."""
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 
-import boto3
 import jwt
 
 from local.wechat_sim import openid_for
 from shared.crypto import decrypt_at_rest
 from shared.keys import session_key_cipher_key
-from shared.models import SessionModel, UserModel
 from tests.conftest import bearer
 
 
-def scan(table_name):
-    return boto3.client("dynamodb").scan(TableName=table_name)["Items"]
-
-
-def test_first_login_creates_the_user_and_answers_the_contract_shape(client, settings, simulator):
+def test_first_login_creates_the_user_and_answers_the_contract_shape(client, settings, simulator, storage):
     response = client.post(
         "/api/v1/auth/wx-login",
         json={"code": "alice.1", "nickName": " 张三 ", "avatarUrl": "https://a.example/1.png"},
@@ -45,7 +40,8 @@ def test_first_login_creates_the_user_and_answers_the_contract_shape(client, set
     }
     claims = jwt.decode(data["access_token"], options={"verify_signature": False})
     assert claims["sub"] == "1" and claims["openid"] == openid_for("alice") and claims["nickname"] == "张三"
-    assert SessionModel.get(claims["sid"]).user_id == 1
+    session = storage.get_session(claims["sid"])
+    assert session.user_id == 1 and session.access_jti == claims["jti"]
 
 
 def test_returning_user_keeps_id_and_created_at_and_ids_are_unique(client, login):
@@ -58,20 +54,19 @@ def test_returning_user_keeps_id_and_created_at_and_ids_are_unique(client, login
     assert again["refresh_token"] != first["refresh_token"]
 
 
-def test_session_key_is_stored_encrypted_and_never_answered(client, settings, simulator, login):
+def test_session_key_is_stored_encrypted_and_never_answered(client, settings, simulator, login, storage):
     data = login("alice")
     session_key = simulator.session_keys[openid_for("alice")]
     assert session_key not in str(data)
-    raw = scan(settings.users_table)
-    assert session_key not in str(raw)
-    user = UserModel.get(openid_for("alice"))
+    user = storage.get_user(openid_for("alice"))
+    assert session_key not in str(dataclasses.asdict(user))  # only its ciphertext reaches storage
     assert decrypt_at_rest(session_key_cipher_key(settings), user.session_key_enc, user.openid) == session_key
     assert user.unionid == "sim-union-alice"
     login("alice")  # every login stores the new key
     assert (
         decrypt_at_rest(
             session_key_cipher_key(settings),
-            UserModel.get(openid_for("alice")).session_key_enc,
+            storage.get_user(openid_for("alice")).session_key_enc,
             user.openid,
         )
         == simulator.session_keys[openid_for("alice")]
@@ -97,10 +92,10 @@ def test_empty_profile_fields_are_empty_strings_not_null(client, login):
     assert all(profile[name] == "" for name in ("nickname", "avatar", "bio", "phone_masked"))
 
 
-def test_a_failed_exchange_writes_nothing(client, settings):
+def test_a_failed_exchange_writes_nothing(client, storage):
     for code in ("fail.40029", "fail.40163", "fail.45011", "fail.-1", "fail.html", "fail.http500"):
         assert client.post("/api/v1/auth/wx-login", json={"code": code}).status_code in {401, 429, 503}
-    assert scan(settings.users_table) == [] and scan(settings.sessions_table) == []
+    assert storage.all_users_and_sessions() == ([], [])
 
 
 def test_wechat_errcodes_answer_the_contract_reasons(client):
@@ -141,15 +136,31 @@ def test_busy_wechat_is_retried_transparently(client):
     assert response.status_code == 200 and response.json()["data"]["user"]["openid"] == openid_for("erin")
 
 
-def test_concurrent_first_logins_create_one_user(client, settings):
+def test_concurrent_first_logins_create_one_user(client, storage):
     def attempt(i):
         return client.post("/api/v1/auth/wx-login", json={"code": f"frank.{i}"}).json()["data"]
 
     with ThreadPoolExecutor(max_workers=16) as pool:
-        answers = list(pool.map(attempt, range(24)))
-    # One id for all; racers that lost may have drawn (and skipped) counter values, so not always 1.
+        answers = list(pool.map(attempt, range(50)))
+    # One id for all (unique and never reused, not necessarily 1: ids need not be dense).
     assert len({a["user"]["id"] for a in answers}) == 1 and answers[0]["user"]["id"] >= 1
     assert sum(a["is_new_user"] for a in answers) == 1
-    users = [item for item in scan(settings.users_table) if item["openid"]["S"].startswith("sim-")]
-    assert len(users) == 1
-    assert len(scan(settings.sessions_table)) == 24
+    users, sessions = storage.all_users_and_sessions()
+    assert [user.openid for user in users] == [openid_for("frank")]
+    assert len(sessions) == 50
+
+
+def test_new_users_get_unique_ids_beyond_one_reserved_block_and_returning_users_keep_theirs(storage):
+    from shared.storage.base import LoginUpsert
+
+    def upsert(openid):
+        return storage.upsert_user_on_login(
+            LoginUpsert(openid, "v1:enc", None, None, None, "2026-01-01T00:00:00.000Z", 0.0, None)
+        )
+
+    created = [upsert(f"user-{n}") for n in range(120)]
+    assert all(is_new for _, is_new in created)
+    ids = [user.id for user, _ in created]
+    assert len(set(ids)) == 120 and min(ids) >= 1
+    again, is_new = upsert("user-7")
+    assert (again.id, is_new) == (ids[7], False)

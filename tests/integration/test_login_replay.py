@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import boto3
-
 from local.wechat_sim import openid_for
 from shared.crypto import sha256_hex
 from shared.login_replay import CLAIM_S, claim_code
-from tests.conftest import bearer
+from shared.storage.base import LoginRecord
+from tests.conftest import bearer, dynamodb_only
 
 LOGIN = "/api/v1/auth/wx-login"
 EXCHANGE = "/sns/jscode2session"
@@ -50,22 +48,25 @@ def test_the_replay_window_is_five_minutes(client, simulator, frozen_clock):
     assert simulator.calls[EXCHANGE] == 2  # the late one went to WeChat, which said "used"
 
 
-def test_a_failed_code_is_not_remembered_and_answers_at_once(client, simulator, settings):
+def test_a_failed_code_is_not_remembered_and_answers_at_once(client, simulator, storage):
     for _ in range(2):
         started = time.monotonic()
         body = client.post(LOGIN, json={"code": "fail.40163"}).json()
         # A claim left behind would hold the retry for CLAIM_S (12 s); a busy machine takes a second or two.
         assert body["reason"] == "WECHAT_CODE_INVALID" and time.monotonic() - started < CLAIM_S / 3
     assert simulator.calls[EXCHANGE] == 2
-    assert boto3.client("dynamodb").scan(TableName=settings.cache_table)["Items"] == []
+    # Neither remembered nor left claimed: the next request owns the code at once.
+    now = int(time.time())
+    assert storage.claim_login_code(sha256_hex("fail.40163"), now=now, claim_until=now + 1) is None
 
 
-def test_the_cache_holds_a_hash_of_the_code_never_the_code(client, settings):
-    client.post(LOGIN, json={"code": "dan.secret-code-value"})
-    items = boto3.client("dynamodb").scan(TableName=settings.cache_table)["Items"]
-    assert [item["pk"]["S"] for item in items] == [f"login#{sha256_hex('dan.secret-code-value')}"]
-    assert "secret-code-value" not in json.dumps(items)
-    assert int(items[0]["ttl"]["N"]) > time.time() + 300
+def test_the_record_is_kept_under_a_hash_of_the_code_for_five_minutes(client, storage):
+    first = client.post(LOGIN, json={"code": "dan.secret-code-value"}).json()["data"]
+    now = int(time.time())
+    record = storage.claim_login_code(sha256_hex("dan.secret-code-value"), now=now, claim_until=now + 1)
+    assert isinstance(record, LoginRecord)
+    assert (record.openid, record.is_new_user) == (first["user"]["openid"], True)
+    assert now + 295 <= record.expires_at <= now + 301
 
 
 def test_concurrent_requests_with_one_fresh_code_both_succeed_with_one_exchange(client, simulator):
@@ -85,8 +86,10 @@ def test_concurrent_requests_with_one_fresh_code_both_succeed_with_one_exchange(
     assert len({d["refresh_token"] for d in data}) == 4
 
 
-def test_a_crashed_owner_holds_a_retry_up_only_until_its_claim_lapses(client, simulator, frozen_clock):
-    assert claim_code("fay.1") is None  # an owner that claimed the code and died
+def test_a_crashed_owner_holds_a_retry_up_only_until_its_claim_lapses(
+    client, simulator, frozen_clock, storage
+):
+    assert claim_code(storage, "fay.1") is None  # an owner that claimed the code and died
     frozen_clock.advance(CLAIM_S + 1)
     response = client.post(LOGIN, json={"code": "fay.1"})
     assert response.status_code == 200 and simulator.calls[EXCHANGE] == 1
@@ -108,10 +111,11 @@ def test_a_replay_retries_a_phone_binding_the_first_answer_failed(client, simula
     assert simulator.calls[EXCHANGE] == 1
 
 
-def test_a_retry_after_the_session_write_failed_is_answered_as_a_replay(client, simulator):
+@dynamodb_only
+def test_a_retry_after_the_session_write_failed_is_answered_as_a_replay(client, simulator, storage):
     from tests.storage_faults import dynamo_faults
 
-    with dynamo_faults() as faults:
+    with dynamo_faults(storage) as faults:
         # The session and the replay record are written together; make that one write fail.
         faults.retried_operation, faults.retried_table = "TransactWriteItems", None
         failed = client.post(LOGIN, json={"code": "zoe.1"})

@@ -6,26 +6,33 @@ import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 from shared.clock import iso_ms
-from shared.models import UserModel
 from shared.users import update_profile
-from tests.conftest import bearer
+from tests.conftest import bearer, dynamodb_only
 
 
-def test_a_write_stamped_before_the_stored_updated_at_keeps_the_later_stamp(client, login):
+def test_a_write_stamped_before_the_stored_updated_at_keeps_the_later_stamp(client, login, storage):
     login("stamp")
-    user = UserModel.get("sim-stamp")
+    user = storage.get_user("sim-stamp")
     later, earlier = 2_000_000_000.0, 1_900_000_000.0
-    fresh = update_profile(user, nickname=None, avatar=None, bio="first", now=later)
+    fresh = update_profile(storage, user, nickname=None, avatar=None, bio="first", now=later)
     assert fresh.updated_at == iso_ms(later)
-    stale = update_profile(UserModel.get("sim-stamp"), nickname="n2", avatar=None, bio="second", now=earlier)
+    stale = update_profile(
+        storage, storage.get_user("sim-stamp"), nickname="n2", avatar=None, bio="second", now=earlier
+    )
     assert (stale.updated_at, stale.bio, stale.nickname) == (iso_ms(later), "second", "n2")
-    assert UserModel.get("sim-stamp", consistent_read=True).updated_at == iso_ms(later)
+    assert storage.get_user("sim-stamp").updated_at == iso_ms(later)
 
 
-def test_counters_id_and_created_at_survive_concurrent_logins_and_edits(client, login):
+@dynamodb_only  # the counters have no writer in the domain: they are seeded with a raw DynamoDB write
+def test_counters_id_and_created_at_survive_concurrent_logins_and_edits(client, login, storage, settings):
     first = login("busy")
     counters = {"recipe_count": 7, "follower_count": 3, "following_count": 2, "favorite_count": 9}
-    UserModel("sim-busy").update(actions=[getattr(UserModel, k).set(v) for k, v in counters.items()])
+    storage.client.update_item(
+        TableName=settings.users_table,
+        Key={"openid": {"S": "sim-busy"}},
+        UpdateExpression="SET " + ", ".join(f"{name} = :{name}" for name in counters),
+        ExpressionAttributeValues={f":{name}": {"N": str(value)} for name, value in counters.items()},
+    )
     codes = itertools.count(1000)
 
     def work(i: int) -> int:

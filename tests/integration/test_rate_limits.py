@@ -1,6 +1,6 @@
 """Login abuse limits: per openid (taken in the user's own login write) and per IP (WeChat-rejected
-codes), answered 429 RATE_LIMITED with Retry-After, shared through DynamoDB, and costing a returning
-user's login no DynamoDB call."""
+codes), answered 429 RATE_LIMITED with Retry-After, shared through storage, and costing a returning
+user's login no storage round trip."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from shared import ratelimit
 from shared.api.app import create_app
 from shared.api.client_ip import ClientIp
 from shared.api.handler import lambda_handler
-from shared.models import CacheModel, SessionModel
 from shared.settings import Settings, get_settings, load_settings
-from tests.conftest import TEST_ENV
+from shared.storage.base import Storage
+from tests.conftest import TEST_ENV, dynamodb_only
 from tests.lambda_events import answer, apigw_v1, apigw_v2, lambda_context, tencent
 from tests.storage_faults import THROTTLED, dynamo_faults
 
@@ -65,12 +65,12 @@ def log_in(client: TestClient, code: str) -> Any:
     return client.post("/api/v1/auth/wx-login", json={"code": code})
 
 
-def sessions_of(openid: str) -> int:
-    return sum(1 for session in SessionModel.scan() if session.openid == openid)
+def sessions_of(storage: Storage, openid: str) -> int:
+    return sum(1 for session in storage.all_users_and_sessions()[1] if session.openid == openid)
 
 
 def test_an_openid_over_its_limit_gets_429_with_retry_after_and_nothing_is_written(
-    client, limits, frozen_clock
+    client, storage, limits, frozen_clock
 ):
     limits(login_limit_per_openid=3, rate_limit_window_s=60)
     for _ in range(3):
@@ -81,7 +81,7 @@ def test_an_openid_over_its_limit_gets_429_with_retry_after_and_nothing_is_writt
     assert (body["code"], body["reason"], body["error"]) == (429, "RATE_LIMITED", "Too Many Requests")
     assert refused.headers["Retry-After"] == "20"  # one login per 60/3 s once the burst is spent
     assert "access_token" not in refused.text
-    assert sessions_of("sim-rita") == 3
+    assert sessions_of(storage, "sim-rita") == 3
     # Other users are not affected; after Retry-After seconds one more login is allowed, not two.
     assert log_in(client, f"other.{next(codes)}").status_code == 200
     frozen_clock.advance(20)
@@ -91,7 +91,7 @@ def test_an_openid_over_its_limit_gets_429_with_retry_after_and_nothing_is_writt
     assert all(log_in(client, f"rita.{next(codes)}").status_code == 200 for _ in range(3))
 
 
-def test_concurrent_logins_of_one_openid_never_exceed_its_limit(client, limits):
+def test_concurrent_logins_of_one_openid_never_exceed_its_limit(client, storage, limits):
     limits(login_limit_per_openid=5, rate_limit_window_s=60)
 
     def attempt(i: int) -> int:
@@ -100,40 +100,48 @@ def test_concurrent_logins_of_one_openid_never_exceed_its_limit(client, limits):
     with ThreadPoolExecutor(max_workers=10) as pool:
         statuses = list(pool.map(attempt, range(20)))
     assert sorted(statuses) == [200] * 5 + [429] * 15
-    assert sessions_of("sim-swarm") == 5
+    assert sessions_of(storage, "sim-swarm") == 5
 
 
-def test_the_openid_limit_costs_a_returning_users_login_no_dynamodb_call(client, limits, frozen_clock):
-    def calls_of_a_returning_login(limit: int) -> list[tuple[str, str]]:
+def test_the_openid_limit_costs_a_returning_users_login_no_storage_round_trip(
+    client, limits, frozen_clock, round_trips
+):
+    def calls_of_a_returning_login(limit: int) -> dict[str, int]:
         limits(login_limit_per_openid=limit, rate_limit_window_s=60)
         frozen_clock.advance(3600)  # a returning user: the last login is long past
-        with dynamo_faults() as recorder:
+        with round_trips() as calls:
             assert log_in(client, f"regular.{next(codes)}").status_code == 200
-            return list(recorder.calls)
+        return dict(calls)
 
     assert log_in(client, f"regular.{next(codes)}").status_code == 200
     without, with_limit = calls_of_a_returning_login(0), calls_of_a_returning_login(10)
     assert with_limit == without
-    assert [operation for operation, table in with_limit if "users" in table] == ["UpdateItem"]
 
 
-def test_rejected_codes_from_one_ip_are_limited_before_wechat_or_dynamodb(
-    app, from_ip, limits, simulator, settings, frozen_clock
+@dynamodb_only
+def test_on_dynamodb_the_openid_limit_rides_in_the_users_one_update(client, storage, limits, frozen_clock):
+    limits(login_limit_per_openid=10, rate_limit_window_s=60)
+    assert log_in(client, f"regular.{next(codes)}").status_code == 200
+    frozen_clock.advance(3600)
+    with dynamo_faults(storage) as recorder:
+        assert log_in(client, f"regular.{next(codes)}").status_code == 200
+    assert [operation for operation, table in recorder.calls if "users" in table] == ["UpdateItem"]
+
+
+def test_rejected_codes_from_one_ip_are_limited_before_wechat_or_storage(
+    app, from_ip, limits, simulator, settings, frozen_clock, round_trips
 ):
     limits(login_failures_per_ip=3, rate_limit_window_s=60)
     attacker, neighbour = from_ip(IP), from_ip("198.51.100.20")
     for _ in range(3):
         assert log_in(attacker, "fail.40029").json()["reason"] == "WECHAT_CODE_INVALID"
     exchanges = simulator.calls["/sns/jscode2session"]
-    with dynamo_faults() as recorder:
+    with round_trips() as calls:
         refused = log_in(attacker, f"valid.{next(codes)}")
-        assert recorder.calls == []
+    assert sum(calls.values()) == 0
     assert refused.status_code == 429 and refused.json()["reason"] == "RATE_LIMITED"
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert simulator.calls["/sns/jscode2session"] == exchanges
-    # The count is shared state in DynamoDB, expiring by TTL.
-    [counter] = [item for item in CacheModel.scan() if item.pk.startswith(f"rate#ip#{IP}#")]
-    assert counter.counter == 3 and counter.ttl is not None and counter.ttl > counter.expires_at
     # Another address is not affected; the attacker's next window is.
     assert log_in(neighbour, f"valid.{next(codes)}").status_code == 200
     frozen_clock.advance(60)
@@ -158,9 +166,10 @@ def test_an_ipv6_address_is_limited_by_its_64_prefix(from_ip, limits):
     assert log_in(from_ip("2001:db8:1:3::1"), f"v6.{next(codes)}").status_code == 200
 
 
-def test_an_ip_count_that_cannot_be_stored_leaves_wechats_answer(from_ip, limits):
+@dynamodb_only
+def test_an_ip_count_that_cannot_be_stored_leaves_wechats_answer(from_ip, storage, limits):
     limits(login_failures_per_ip=1, rate_limit_window_s=60)
-    with dynamo_faults() as faults:
+    with dynamo_faults(storage) as faults:
         faults.retried_operation, faults.retried_table, faults.code = "UpdateItem", "cache", THROTTLED
         response = log_in(from_ip(IP), "fail.40029")
     assert response.status_code == 401 and response.json()["reason"] == "WECHAT_CODE_INVALID"
@@ -184,7 +193,7 @@ def test_the_source_ip_is_the_gateways_never_x_forwarded_for(build):
     def whoami(ip: ClientIp) -> dict[str, str | None]:
         return {"ip": ip}
 
-    handler = lambda_handler(create_app(router))
+    handler = lambda_handler(create_app(router), storage=False)
     spoofed = build("GET", "/api/v1/whoami", headers={"X-Forwarded-For": "10.9.9.9", "X-Real-IP": "10.8.8.8"})
     status, body = answer(handler(spoofed, lambda_context()))
     assert status == 200 and body == {"ip": IP}
@@ -200,10 +209,10 @@ def test_limits_are_settings():
     assert {"LOGIN_LIMIT_PER_OPENID", "RATE_LIMIT_WINDOW_S"} <= set(bad.problems)
 
 
-def test_replays_of_one_code_take_from_the_same_per_openid_budget(client, limits, simulator):
+def test_replays_of_one_code_take_from_the_same_per_openid_budget(client, storage, limits, simulator):
     limits(login_limit_per_openid=3, rate_limit_window_s=60)
     code = f"replayer.{next(codes)}"
     answers = [log_in(client, code).status_code for _ in range(5)]
     assert answers == [200, 200, 200, 429, 429]  # one login, two replays, then the budget is spent
     assert simulator.calls["/sns/jscode2session"] == 1
-    assert sessions_of("sim-replayer") == 3
+    assert sessions_of(storage, "sim-replayer") == 3

@@ -23,14 +23,16 @@ from local.devserver import build_app
 from local.wechat_sim import WeChatSimulator
 from shared.api.routes.login import wechat_client
 from shared.settings import get_settings
+from shared.storage.base import Storage
 from shared.wechat import WeChatClient
+from tests.conftest import serve_storage
 
 SUCCESS_KEYS = {"code", "message", "data", "timestamp"}
 ERROR_KEYS = {"code", "message", "error", "reason", "timestamp"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 LOGIN = "/api/v1/auth/wx-login"
 
-# Loading the schema needs no AWS; every call runs inside the test's own moto (the `aws` fixture).
+# Loading the schema needs no storage; every call runs on the test's own (the `storage` fixture).
 APP = build_app()
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 _codes = count()
@@ -50,12 +52,13 @@ def plain_simulator(simulator: WeChatSimulator) -> httpx.MockTransport:
 
 
 @pytest.fixture
-def api(aws: None) -> Iterator[TestClient]:
-    """The schema's app on this test's moto, WeChat answered by the plain simulator."""
+def api(aws: None, storage: Storage) -> Iterator[TestClient]:
+    """The schema's app on this test's storage, WeChat answered by the plain simulator."""
     config = get_settings()
     simulator = WeChatSimulator(config.wx_appid, config.wx_secret)
     client = WeChatClient(config, transport=plain_simulator(simulator))
     APP.dependency_overrides[wechat_client] = lambda: client
+    serve_storage(APP, storage)
     with TestClient(APP, raise_server_exceptions=False) as test_client:
         yield test_client
     APP.dependency_overrides.clear()

@@ -7,16 +7,18 @@ import pytest
 
 from local.wechat_sim import openid_for
 from shared.api.wechat_deps import wechat_client
+from tests.conftest import serve_storage
 from tests.lambda_events import answer, apigw_v1, apigw_v2, lambda_context, tencent
 
 FUNCTIONS = ("login", "phone", "decrypt", "session_check")
 
 
 @pytest.fixture
-def functions(aws, wechat):
+def functions(aws, storage, wechat):
     modules = {name: importlib.import_module(f"functions.{name}") for name in FUNCTIONS}
     for module in modules.values():
         module.app.dependency_overrides[wechat_client] = lambda: wechat
+        serve_storage(module.app, storage)
     yield modules
     for module in modules.values():
         module.app.dependency_overrides.clear()

@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
-import boto3
 import httpx
 import pytest
 
 from local.wechat_sim import openid_for
 from shared.errors import Reason, ServiceError
-from shared.models import UserModel
 from shared.phone import phone_from_code, stored_phone
 from shared.wechat import new_http_client
 from shared.wechat_token import AccessTokenManager
@@ -38,7 +37,7 @@ def legacy_phone_data(simulator, name: str, number: str = "13800138000") -> dict
     return {"encryptedData": encrypted, "iv": iv}
 
 
-def test_phone_code_flow_binds_the_number_encrypted_at_rest(client, login, settings, simulator):
+def test_phone_code_flow_binds_the_number_encrypted_at_rest(client, login, settings, simulator, storage):
     auth = bearer(login("alice")["access_token"])
     assert client.get(PROFILE, headers=auth).json()["data"]["phone_masked"] == ""
     response = client.post(PHONE, json={"code": "phone.13800138000"}, headers=auth)
@@ -49,11 +48,9 @@ def test_phone_code_flow_binds_the_number_encrypted_at_rest(client, login, setti
     assert profile["phone_masked"] == "138****8000"
     assert "13800138000" not in json.dumps(profile)
     # At rest: ciphertext and the masked form only, and it decrypts back for the owner.
-    item = boto3.client("dynamodb").get_item(
-        TableName=settings.users_table, Key={"openid": {"S": "sim-alice"}}
-    )
-    assert "13800138000" not in json.dumps(item["Item"])
-    stored = stored_phone(settings, UserModel.get(openid_for("alice")))
+    user = storage.get_user(openid_for("alice"))
+    assert "13800138000" not in json.dumps(dataclasses.asdict(user))
+    stored = stored_phone(settings, user)
     assert stored is not None and stored.pure_phone_number == "13800138000"
 
 
@@ -244,7 +241,7 @@ def test_no_secret_in_any_response_or_log_line(client, simulator, settings, capl
     assert "13500135000" in responses[3].text
 
 
-def test_a_phone_code_rejected_after_a_lost_answer_is_not_blamed_on_the_user(aws, settings):
+def test_a_phone_code_rejected_after_a_lost_answer_is_not_blamed_on_the_user(storage, settings):
     phone_answers = iter([httpx.ReadTimeout("lost"), {"errcode": 40029, "errmsg": "invalid code"}])
 
     def wechat(request: httpx.Request) -> httpx.Response:
@@ -255,7 +252,7 @@ def test_a_phone_code_rejected_after_a_lost_answer_is_not_blamed_on_the_user(aws
             raise answer
         return httpx.Response(200, json=answer)
 
-    tokens = AccessTokenManager(settings, new_http_client(settings, httpx.MockTransport(wechat)))
+    tokens = AccessTokenManager(settings, new_http_client(settings, httpx.MockTransport(wechat)), storage)
     with pytest.raises(ServiceError) as caught:
         phone_from_code(tokens, "phone.13800138000")
     # The first attempt may have spent the code: WeChat's "invalid" on the retry is not PHONE_CODE_INVALID.

@@ -18,17 +18,20 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shared.crypto import sha256_hex
-from shared.models import SessionModel
-from tests.conftest import bearer
+from shared.storage.base import Session, Storage
+from shared.storage.dynamodb import DynamoDBStorage
+from tests.conftest import bearer, dynamodb_only
 from tests.storage_faults import CONDITION_FAILED, THROTTLED, DynamoFaults, dynamo_faults
+
+pytestmark = dynamodb_only
 
 names = (f"fault{n}" for n in itertools.count())
 codes = (f"{n}" for n in itertools.count())
 
 
 @pytest.fixture
-def faults(aws: None) -> Iterator[DynamoFaults]:
-    with dynamo_faults() as injected:
+def faults(storage: Storage) -> Iterator[DynamoFaults]:
+    with dynamo_faults(storage) as injected:
         yield injected
 
 
@@ -52,14 +55,14 @@ def no_token_unless_ok(response: Any) -> None:
         assert "access_token" not in response.text and "refresh_token" not in response.text
 
 
-def sessions_of(openid: str) -> list[SessionModel]:
-    return [session for session in SessionModel.scan() if session.openid == openid]
+def sessions_of(storage: Storage, openid: str) -> list[Session]:
+    return [session for session in storage.all_users_and_sessions()[1] if session.openid == openid]
 
 
 # Each flow: (setup with storage healthy) -> the faulted call -> (check after a healthy retry).
 
 
-def login_new(client: TestClient) -> Callable[[], Any]:
+def login_new(client: TestClient, storage: Storage) -> Callable[[], Any]:
     name = next(names)
 
     def call() -> Any:
@@ -68,7 +71,14 @@ def login_new(client: TestClient) -> Callable[[], Any]:
     return call
 
 
-def login_returning(client: TestClient) -> Callable[[], Any]:
+def login_new_first_of_instance(client: TestClient, storage: Storage) -> Callable[[], Any]:
+    """A new user's login in an instance that has no user ids reserved yet (it reserves a block)."""
+    assert isinstance(storage, DynamoDBStorage)
+    storage._ids = type(storage._ids)()
+    return login_new(client, storage)
+
+
+def login_returning(client: TestClient, storage: Storage) -> Callable[[], Any]:
     name = next(names)
     fresh_login(client, name)
     return login_new_for(client, name)
@@ -81,38 +91,39 @@ def login_new_for(client: TestClient, name: str) -> Callable[[], Any]:
     return call
 
 
-def refresh_rotating(client: TestClient) -> Callable[[], Any]:
+def refresh_rotating(client: TestClient, _: Storage) -> Callable[[], Any]:
     token = fresh_login(client)["refresh_token"]
     return lambda: client.post("/api/v1/auth/refresh", json={"refresh_token": token})
 
 
-def refresh_bearer(client: TestClient) -> Callable[[], Any]:
+def refresh_bearer(client: TestClient, _: Storage) -> Callable[[], Any]:
     token = fresh_login(client)["access_token"]
     return lambda: client.post("/api/v1/auth/refresh", headers=bearer(token))
 
 
-def patch_profile(client: TestClient) -> Callable[[], Any]:
+def patch_profile(client: TestClient, _: Storage) -> Callable[[], Any]:
     token = fresh_login(client)["access_token"]
     return lambda: client.patch("/api/v1/user/profile", headers=bearer(token), json={"bio": "patched"})
 
 
-def get_profile(client: TestClient) -> Callable[[], Any]:
+def get_profile(client: TestClient, _: Storage) -> Callable[[], Any]:
     token = fresh_login(client)["access_token"]
     return lambda: client.get("/api/v1/user/profile", headers=bearer(token))
 
 
-def logout(client: TestClient) -> Callable[[], Any]:
+def logout(client: TestClient, _: Storage) -> Callable[[], Any]:
     token = fresh_login(client)["access_token"]
     return lambda: client.post("/api/v1/auth/logout", headers=bearer(token))
 
 
-def logout_all(client: TestClient) -> Callable[[], Any]:
+def logout_all(client: TestClient, _: Storage) -> Callable[[], Any]:
     token = fresh_login(client)["access_token"]
     return lambda: client.post("/api/v1/auth/logout", headers=bearer(token), json={"all": True})
 
 
 FLOWS = [
     login_new,
+    login_new_first_of_instance,
     login_returning,
     refresh_rotating,
     refresh_bearer,
@@ -123,22 +134,24 @@ FLOWS = [
 ]
 
 
-def check_consistent(client: TestClient, flow: Callable[..., Any], first: Any, retry: Any) -> None:
+def check_consistent(
+    client: TestClient, storage: Storage, flow: Callable[..., Any], first: Any, retry: Any
+) -> None:
     """What the healthy retry's answer says must hold in storage too."""
     assert retry.status_code == 200, (flow.__name__, first.text, retry.text)
     data = retry.json()["data"]
-    if flow in (login_new, login_returning):
+    if flow in (login_new, login_new_first_of_instance, login_returning):
         # Every login answered 200 stored its session, and only those did.
         openid = data["user"]["openid"]
         logins_ok = [r for r in (first, retry) if r.status_code == 200]
-        stored = {s.refresh_hash for s in sessions_of(openid)}
+        stored = {s.refresh_hash for s in sessions_of(storage, openid)}
         for answer in logins_ok:
             tokens = answer.json()["data"]
             assert sha256_hex(tokens["refresh_token"]) in stored
             profile = client.get("/api/v1/user/profile", headers=bearer(tokens["access_token"]))
             assert profile.status_code == 200 and profile.json()["data"]["id"] == data["user"]["id"] > 0
         expected = len(logins_ok) + (1 if flow is login_returning else 0)
-        assert len(sessions_of(openid)) == expected
+        assert len(sessions_of(storage, openid)) == expected
     if flow in (refresh_rotating, refresh_bearer):
         assert client.get("/api/v1/user/profile", headers=bearer(data["access_token"])).status_code == 200
     if flow is patch_profile:
@@ -147,14 +160,16 @@ def check_consistent(client: TestClient, flow: Callable[..., Any], first: Any, r
 
 @pytest.mark.parametrize("flow", FLOWS, ids=lambda flow: flow.__name__)
 @pytest.mark.parametrize("code", [THROTTLED, CONDITION_FAILED])
-def test_a_failure_at_any_call_is_never_a_500_and_a_healthy_retry_succeeds(client, faults, flow, code):
+def test_a_failure_at_any_call_is_never_a_500_and_a_healthy_retry_succeeds(
+    client, storage, faults, flow, code
+):
     faults.fail(None)
-    clean = flow(client)()
+    clean = flow(client, storage)()
     assert clean.status_code == 200, clean.text
     calls = len(faults.calls)
     assert calls >= 1
     for index in range(calls):
-        operation = flow(client)
+        operation = flow(client, storage)
         faults.fail(index, code)
         started = time.monotonic()
         first = operation()
@@ -164,7 +179,7 @@ def test_a_failure_at_any_call_is_never_a_500_and_a_healthy_retry_succeeds(clien
         no_token_unless_ok(first)
         if code == THROTTLED and failed_call is not None and first.status_code != 200:
             assert first.json()["reason"] == "STORAGE_UNAVAILABLE", (flow.__name__, failed_call, first.text)
-        check_consistent(client, flow, first, operation())
+        check_consistent(client, storage, flow, first, operation())
 
 
 @pytest.mark.parametrize(
@@ -172,7 +187,7 @@ def test_a_failure_at_any_call_is_never_a_500_and_a_healthy_retry_succeeds(clien
     [("TransactWriteItems", "sessions", THROTTLED), ("TransactGetItems", "sessions", "ThrottlingException")],
 )
 def test_throttling_through_the_sdks_retries_is_storage_unavailable_within_ten_seconds(
-    client, faults, settings, operation, table, code
+    client, storage, faults, settings, operation, table, code
 ):
     name = next(names)
     token = fresh_login(client, name)["access_token"]
@@ -186,7 +201,8 @@ def test_throttling_through_the_sdks_retries_is_storage_unavailable_within_ten_s
     faults.retried_operation = None
     assert response.status_code == 503 and response.json()["reason"] == "STORAGE_UNAVAILABLE"
     assert "access_token" not in response.text
-    assert faults.sends == [operation] * 3  # the SDK's own retries (models.py: max_retry_attempts=2)
+    # The SDK's own retries (shared/storage/dynamodb.py: max_retry_attempts=2).
+    assert faults.sends == [operation] * 3
     assert elapsed < 10
     if operation == "TransactWriteItems":
-        assert len(sessions_of(f"sim-{name}")) == 1  # the first login's only
+        assert len(sessions_of(storage, f"sim-{name}")) == 1  # the first login's only

@@ -49,10 +49,9 @@ def test_a_reset_connection_is_retried_then_unavailable():
 
 
 def test_login_against_a_trickling_wechat_answers_503_within_ten_seconds_and_writes_nothing(
-    app, client, settings
+    app, client, settings, storage
 ):
     from shared.api.routes.login import wechat_client
-    from tests.integration.test_login import scan
 
     with FaultyPeer("trickle", trickle_s=0.2).running() as peer:
         slow = WeChatClient(dataclasses.replace(settings, wx_api_base=peer.url))  # the default 3 s timeout
@@ -63,4 +62,4 @@ def test_login_against_a_trickling_wechat_answers_503_within_ten_seconds_and_wri
     assert response.status_code == 503 and response.json()["reason"] == "WECHAT_UNAVAILABLE"
     assert elapsed < 10
     assert "access_token" not in response.text and "refresh_token" not in response.text
-    assert scan(settings.users_table) == [] and scan(settings.sessions_table) == []
+    assert storage.all_users_and_sessions() == ([], [])

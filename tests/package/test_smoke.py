@@ -322,6 +322,16 @@ def test_every_route_of_every_function_answers(deployment: Deployment) -> None:
     """Also the functions the flows above do not walk through: no 5xx for a plain anonymous call."""
     for name, function in deployment.package.functions.items():
         for route in function.routes:
+            if route == "$default":  # what matches no route: 404, or 405 with every method of the path
+                worker = deployment.workers[name]
+                unmatched = (("GET", "/api/v1/nope", 404), ("DELETE", "/api/v1/user/profile", 405))
+                for method, path, status in unmatched:
+                    response = worker.invoke(apigw_v2(method, path))
+                    answer = json.loads(response["body"])
+                    assert (response["statusCode"], answer["code"]) == (status, status), (route, answer)
+                    if status == 405:
+                        assert response["headers"]["allow"] == "GET, PATCH", response
+                continue
             method, path = route.split(" ", 1)
             path = re.sub(r"\{[^}]+\}", "x", path)
             body: dict[str, Any] | None = {} if method in ("POST", "PUT", "PATCH") else None

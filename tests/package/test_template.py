@@ -29,6 +29,9 @@ CONTRACT_ROUTES = {
     "GET /.well-known/jwks.json": "jwks",
     "POST /api/v1/user/avatar": "avatar",
 }
+# Every request that matches no route (API Gateway's `$default`) goes to this small function.
+DEFAULT_ROUTE = "$default"
+DEFAULT_ROUTE_FUNCTION = "jwks"
 
 # WeChat's shared access_token (read, stored, invalidated) and its refresh lease (taken, released);
 # for login also the code replay claims and the per-IP counters: short-lived items, deleted too.
@@ -119,8 +122,25 @@ def test_every_contract_route_belongs_to_exactly_one_function(package: Package) 
         for route in function.routes:
             owners.setdefault(route, []).append(name)
     assert all(len(names) == 1 for names in owners.values()), owners
+    assert owners.pop(DEFAULT_ROUTE, None) == [DEFAULT_ROUTE_FUNCTION], owners
     assert {route: names[0] for route, names in owners.items() if route in CONTRACT_ROUTES} == CONTRACT_ROUTES
     assert not [r for r in owners if not r.split(" ", 1)[1].startswith(("/api/v1/", "/.well-known/"))], owners
+
+
+def test_requests_that_match_no_route_reach_a_function_not_api_gateways_own_answer(package: Package) -> None:
+    """The HTTP API's `$default` route: unknown paths and wrong methods are answered 404/405 in the
+    envelope by a function (tests/integration/test_routes.py), never by API Gateway's bare
+    `{"message":"Not Found"}`. Its function touches no table (DYNAMODB_ACCESS) and has no S3 access."""
+    routes = [r["Properties"] for r in package.of_type("AWS::ApiGatewayV2::Route").values()]
+    [default] = [route for route in routes if route["RouteKey"] == DEFAULT_ROUTE]
+    integration_id = default["Target"]["Fn::Join"][1][1]["Ref"]
+    integration = package.resources[integration_id]["Properties"]
+    function = package.functions[DEFAULT_ROUTE_FUNCTION]
+    assert integration["IntegrationUri"]["Fn::GetAtt"] == [function.logical_id, "Arn"]
+    assert integration["PayloadFormatVersion"] == "2.0"
+    assert DYNAMODB_ACCESS[DEFAULT_ROUTE_FUNCTION] == {} and DEFAULT_ROUTE_FUNCTION not in S3_ACCESS
+    permissions = [p["Properties"] for p in package.of_type("AWS::Lambda::Permission").values()]
+    assert any(p["FunctionName"] == {"Fn::GetAtt": [function.logical_id, "Arn"]} for p in permissions)
 
 
 def test_runtime_and_architecture_match_this_machine(package: Package) -> None:

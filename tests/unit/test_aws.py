@@ -8,8 +8,8 @@ from typing import Any
 from shared import ssm_params
 from shared.avatar_store import s3_client
 from shared.aws import botocore_session
-from shared.models import CacheModel, UserModel
 from shared.settings import get_settings
+from shared.storage.dynamodb import DynamoDBStorage
 
 
 def credentials_of(client: Any) -> Any:
@@ -18,9 +18,13 @@ def credentials_of(client: Any) -> Any:
 
 def test_dynamodb_s3_and_ssm_clients_are_created_on_one_session() -> None:
     """The credential chain is resolved once: every client signs with the session's credentials."""
-    dynamodb: Any = UserModel._get_connection().connection.client
+    storage = DynamoDBStorage(get_settings())
+    dynamodb: Any = storage.client
     assert dynamodb.meta.config.read_timeout == 2
-    assert CacheModel._get_connection().connection.client is dynamodb
+    # Every table, and every adapter of the same configuration, on the one client.
+    tables = (storage._t.users, storage._t.counters, storage._t.sessions, storage._t.cache)
+    assert all(table._get_connection().connection.client is dynamodb for table in tables)
+    assert DynamoDBStorage(get_settings()).client is dynamodb
     s3: Any = s3_client(get_settings())
     ssm: Any = ssm_params._default_client({"AWS_REGION": "ap-east-1"})
     with botocore_session() as session:

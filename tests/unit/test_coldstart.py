@@ -48,3 +48,15 @@ def test_importing_a_function_pauses_the_collector_until_its_handler_is_built():
     )
     out = run_python(script, {"STAGE": "local"})
     assert out.stdout.split() == ["True", "True", "True"]
+
+
+def test_a_function_loads_its_storage_driver_during_its_cold_start_and_freezes_it():
+    # Built by lambda_handler (no I/O), so the first request's time budget does not pay for the import,
+    # and warm collections skip the driver's objects like the rest of the cold start's (frozen objects
+    # are in no generation that gc.get_objects() lists).
+    script = (
+        "import gc, sys, functions.refresh; from pynamodb.models import Model; "
+        "print('shared.storage.dynamodb' in sys.modules, all(o is not Model for o in gc.get_objects()))"
+    )
+    out = run_python(script, {"STAGE": "local"})
+    assert out.stdout.split() == ["True", "True"]

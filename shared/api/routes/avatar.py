@@ -10,11 +10,12 @@ from fastapi.responses import JSONResponse
 
 from shared import clock
 from shared.api.app import API_PREFIX
-from shared.api.deps import CurrentPrincipal
+from shared.api.deps import CurrentPrincipal, StorageDep
 from shared.api.envelope import success
-from shared.api.schemas import ERROR_RESPONSES, Envelope, Profile
+from shared.api.schemas import BEARER, STORAGE, Envelope, Profile, error_responses
 from shared.avatar_store import AvatarStore, avatar_store
 from shared.avatars import replace_avatar
+from shared.errors import Reason
 from shared.images import ACCEPTED, MAX_AVATAR_BYTES
 from shared.settings import get_settings
 from shared.users import profile_view
@@ -34,16 +35,21 @@ def store() -> AvatarStore:
     return avatar_store(get_settings())
 
 
-@router.post("/user/avatar", response_model=Envelope[Profile], responses=ERROR_RESPONSES)
+@router.post(
+    "/user/avatar",
+    response_model=Envelope[Profile],
+    responses=error_responses(*BEARER, Reason.CONTENT_REJECTED, *STORAGE),
+)
 def upload_avatar(
     principal: CurrentPrincipal,
     file: Annotated[
         UploadFile, File(description=f"The image ({ACCEPTED}, at most 2 MiB), multipart field `file`")
     ],
     avatars: Annotated[AvatarStore, Depends(store)],
+    storage: StorageDep,
 ) -> JSONResponse:
     """Set the caller's avatar to the uploaded image; answers the updated profile."""
     # One byte more than allowed is enough to tell "too large" without reading a huge part.
     data = file.file.read(MAX_AVATAR_BYTES + 1)
-    user = replace_avatar(avatars, principal.user, data, now=clock.now())
+    user = replace_avatar(avatars, storage, principal.user, data, now=clock.now())
     return success(profile_view(user))

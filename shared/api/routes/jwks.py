@@ -8,20 +8,20 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from shared.api.envelope import success
-from shared.api.schemas import ERROR_RESPONSES, JwksEnvelope
+from shared.api.schemas import JwksEnvelope, error_responses
 from shared.keys import jwt_keys
 from shared.settings import Settings, get_settings
 
 router = APIRouter(tags=["keys"])
 
-# Not shared.api.deps: that pulls in the DynamoDB models, and this function touches no table.
+# Not shared.api.deps: that pulls in sessions and storage, and this function touches no storage.
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 # Verifiers cache the set; they should fetch it again when they meet an unknown `kid` (a rotation).
 CACHE_CONTROL = "public, max-age=300"
 
 
-@router.get("/.well-known/jwks.json", response_model=JwksEnvelope, responses=ERROR_RESPONSES)
+@router.get("/.well-known/jwks.json", response_model=JwksEnvelope, responses=error_responses())
 def jwks(settings: SettingsDep) -> JSONResponse:
     """The JWK Set of the RS256/ES256 keys that verify our tokens (no `keys` with HS256 alone).
 

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from shared.api.client_ip import ClientIp
-from shared.api.deps import SettingsDep
+from shared.api.deps import SettingsDep, StorageDep
 from shared.api.envelope import success
-from shared.api.schemas import ERROR_RESPONSES, Envelope, LoginData, LoginRequest
+from shared.api.schemas import STORAGE, WECHAT, Envelope, LoginData, LoginRequest, error_responses
 from shared.api.wechat_deps import AccessTokensDep, wechat_client
+from shared.errors import Reason
 from shared.login import login
 from shared.wechat import WeChatClient
 
@@ -20,10 +21,15 @@ __all__ = ["router", "wechat_client"]
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/auth/wx-login", response_model=Envelope[LoginData], responses=ERROR_RESPONSES)
+@router.post(
+    "/auth/wx-login",
+    response_model=Envelope[LoginData],
+    responses=error_responses(Reason.WECHAT_CODE_INVALID, Reason.RATE_LIMITED, *WECHAT, *STORAGE),
+)
 def wx_login(
     body: LoginRequest,
     settings: SettingsDep,
+    store: StorageDep,
     wechat: Annotated[WeChatClient, Depends(wechat_client)],
     tokens: AccessTokensDep,
     ip: ClientIp,
@@ -35,6 +41,7 @@ def wx_login(
     """
     answer = login(
         settings,
+        store,
         wechat,
         code=body.code,
         nickname=body.nickName,

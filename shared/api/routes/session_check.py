@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from shared.api.deps import CurrentPrincipal, SettingsDep
 from shared.api.envelope import success
-from shared.api.schemas import ERROR_RESPONSES, Envelope
+from shared.api.schemas import BEARER, STORAGE, WECHAT, Envelope, error_responses
 from shared.api.session_key_schemas import SessionCheckData
 from shared.api.wechat_deps import AccessTokensDep
 from shared.session_key import check_session_key
@@ -15,7 +15,11 @@ from shared.session_key import check_session_key
 router = APIRouter(tags=["session_key"])
 
 
-@router.get("/auth/session-check", response_model=Envelope[SessionCheckData], responses=ERROR_RESPONSES)
+@router.get(
+    "/auth/session-check",
+    response_model=Envelope[SessionCheckData],
+    responses=error_responses(*BEARER, *WECHAT, *STORAGE),
+)
 def session_check(
     principal: CurrentPrincipal, settings: SettingsDep, tokens: AccessTokensDep
 ) -> JSONResponse:
