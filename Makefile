@@ -59,9 +59,10 @@ package: venv node
 	fi
 
 ## Check the real package: cfn-lint, artifact contents, smoke test of each artifact in a clean Python.
-# By file: the smoke tests of a file share one moto server and one set of running functions.
+# One process: the smoke tests start their functions in parallel already, and xdist's workers cost
+# more CPU (each its own moto server) than they save.
 test-package: package
-	WX_LOGIN_REQUIRE_PACKAGE=1 $(PY) -m pytest tests/package -n $(PYTEST_WORKERS) --dist loadfile
+	WX_LOGIN_REQUIRE_PACKAGE=1 $(PY) -m pytest tests/package
 
 node-test:
 	@if [ -d miniprogram/tests ]; then node --test miniprogram/tests/*.test.js; fi
