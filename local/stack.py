@@ -24,7 +24,17 @@ from local.wechat_sim import SimulatorASGI, WeChatSimulator
 
 ROOT = Path(__file__).resolve().parents[1]
 # What a dev-server subprocess must not inherit from the caller (a test runner's own settings).
-_SETTINGS_PREFIXES = ("WX_", "JWT_", "SESSION_KEY_", "LOGIN_", "RATE_LIMIT_", "LOG_LEVEL", "STAGE", "PORT")
+_SETTINGS_PREFIXES = (
+    "WX_",
+    "JWT_",
+    "SESSION_KEY_",
+    "LOGIN_",
+    "RATE_LIMIT_",
+    "REQUEST_",
+    "LOG_LEVEL",
+    "STAGE",
+    "PORT",
+)
 
 
 def free_port() -> int:

@@ -7,6 +7,9 @@ in the DynamoDB adapter: settings read SSM with a client from here, before any a
 
 Sessions are not thread-safe (FastAPI runs sync dependencies in worker threads), so clients are
 created while holding the session; the clients themselves are thread-safe.
+
+No DynamoDB attempt, a retry included, starts after the request's deadline (shared/deadline.py): it
+answers STORAGE_UNAVAILABLE at once. An attempt already in flight ends within its own timeouts.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import botocore.session
+
+from shared import deadline
+from shared.errors import StorageUnavailable
 
 _lock = threading.RLock()
 _session: botocore.session.Session | None = None
@@ -28,4 +34,12 @@ def botocore_session() -> Iterator[botocore.session.Session]:
     with _lock:
         if _session is None:
             _session = botocore.session.get_session()
+            # On the session, before any client is made from it: a client copies the session's handlers.
+            _session.register("before-send.dynamodb", _refuse_after_deadline)
         yield _session
+
+
+def _refuse_after_deadline(**_: object) -> None:
+    """Raised here, botocore neither sends the attempt nor retries it; PynamoDB passes it through."""
+    if deadline.current().expired:
+        raise StorageUnavailable()

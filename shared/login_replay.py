@@ -6,7 +6,8 @@ One stored record per code, keyed by the SHA-256 of the code (never the code its
   at WeChat; the claim is short, so a crashed owner holds nobody up for long;
 - done: the first answer's openid and `is_new_user` (a `LoginRecord`), kept 5 minutes.
 A request that finds the code claimed (two requests racing with one code: a retry of a slow first
-request) waits for the owner's answer instead of spending the code's single use a second time.
+request) waits for the owner's answer instead of spending the code's single use a second time, for as
+long as its own request's deadline leaves time to ask WeChat itself.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ import logging
 import time
 from dataclasses import dataclass
 
-from shared import clock
+from shared import clock, deadline
 from shared.crypto import sha256_hex
+from shared.deadline import REQUEST_LIFETIME_S
 from shared.errors import ServiceError
 from shared.storage.base import LoginRecord, Storage
-from shared.wechat import TOTAL_BUDGET_S
+from shared.wechat import MIN_ATTEMPT_S, time_for_wechat
 
 logger = logging.getLogger(__name__)
 
 REPLAY_WINDOW_S = 300
-# The owner exchanges the code within WeChat's budget and stores the user within a few seconds more.
-CLAIM_S = int(TOTAL_BUDGET_S) + 3
+# A claim outlives its owner's request, so it lapses by itself only when the owner was killed.
+CLAIM_S = REQUEST_LIFETIME_S
 POLL_S = (0.05, 0.1, 0.2, 0.3)
 
 
@@ -45,8 +47,10 @@ def claim_code(store: Storage, code: str) -> FirstLogin | None:
     """None: this request owns `code` and must exchange it, then `remember_login` or `release_code`.
 
     A FirstLogin: the code already succeeded less than 5 minutes ago; answer as a replay of it.
+    Another request holding the claim is waited for until this request's deadline leaves WeChat only
+    time for one short attempt: the owner's answer is the better one (WeChat would say 40163).
     """
-    deadline = time.monotonic() + CLAIM_S
+    limit = deadline.current()
     for attempt in range(1_000):
         now = int(clock.now())
         claimed = store.claim_login_code(_key(code), now=now, claim_until=now + CLAIM_S)
@@ -54,10 +58,11 @@ def claim_code(store: Storage, code: str) -> FirstLogin | None:
             return None
         if isinstance(claimed, LoginRecord):
             return FirstLogin(claimed.openid, claimed.is_new_user)
-        if time.monotonic() >= deadline:
+        pause = POLL_S[min(attempt, len(POLL_S) - 1)]
+        if time_for_wechat(limit) < pause + MIN_ATTEMPT_S:
             break
-        time.sleep(POLL_S[min(attempt, len(POLL_S) - 1)])
-    # The owner neither answered nor released in time: let WeChat judge the code.
+        time.sleep(pause)
+    # The owner neither answered nor released in time: let WeChat judge the code (while there is time).
     return None
 
 

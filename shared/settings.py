@@ -12,9 +12,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from shared.deadline import DEFAULT_BUDGET_S, MAX_BUDGET_S
+
 logger = logging.getLogger(__name__)
 
 LOCAL_STAGE = "local"
+# Locally (`make dev`, the tests) no function timeout bounds a request, and many requests share one
+# process on a shared machine: a longer budget may be set there, never in a deployed stage.
+LOCAL_MAX_BUDGET_S = 60.0
 MIN_JWT_SECRET_BYTES = 32
 JWT_ALGORITHMS = ("HS256", "RS256", "ES256")
 STORAGE_BACKENDS = ("dynamodb", "mysql")
@@ -29,6 +34,8 @@ class Settings:
     wx_secret: str = field(default="", repr=False)
     wx_api_base: str = "https://api.weixin.qq.com"
     wx_timeout_s: float = 3.0
+    # One deadline per request for everything it calls or waits for (shared/deadline.py).
+    request_budget_s: float = DEFAULT_BUDGET_S
     jwt_secret: bytes = field(default=b"", repr=False)
     jwt_previous_secrets: tuple[bytes, ...] = field(default=(), repr=False)
     jwt_algorithm: str = "HS256"
@@ -219,6 +226,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         wx_secret=secret,
         wx_api_base=api_base,
         wx_timeout_s=_number(env, "WX_TIMEOUT_S", 3.0, problems, low=0.1, high=10),
+        request_budget_s=_number(
+            env,
+            "REQUEST_BUDGET_S",
+            DEFAULT_BUDGET_S,
+            problems,
+            low=0.5,
+            high=LOCAL_MAX_BUDGET_S if local else MAX_BUDGET_S,
+        ),
         jwt_secret=jwt_secret,
         jwt_previous_secrets=previous,
         jwt_algorithm=algorithm,

@@ -214,8 +214,9 @@ def _check_times(claims: dict[str, Any], now: float, leeway: int, allow_expired:
 
 def _claims(claims: dict[str, Any]) -> AccessClaims:
     sub, sid, openid, exp = claims.get("sub"), claims.get("sid"), claims.get("openid"), claims.get("exp")
-    # isascii: str.isdigit() also accepts digits of other scripts, which int() would read.
-    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) < 20):
+    # A user id exactly as we write it: ASCII digits (str.isdigit() also accepts other scripts' digits,
+    # which int() would read), no sign, no leading zero ("00" would name user 0, "01" user 1).
+    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) < 20 and sub[0] != "0"):
         raise _invalid()
     if not (isinstance(sid, str) and 0 < len(sid) <= 128):
         raise _invalid()

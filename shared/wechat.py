@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from shared import deadline
 from shared.errors import Reason, ServerMisconfigured, ServiceError
 from shared.settings import Settings
 
@@ -21,9 +22,14 @@ logger = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 MAX_ATTEMPTS = 3
-# Every attempt, backoff included, ends within this budget (API Gateway gives up at 29 s).
-TOTAL_BUDGET_S = 9.5
 BACKOFF_S = (0.1, 0.3)
+# Every attempt, backoff included, ends this long before the request's deadline: the storage writes
+# that follow a WeChat call (a login stores its user, phone and session after the exchange; a few
+# DynamoDB calls) keep their time, so a code spent at WeChat is not lost to a slow WeChat elsewhere.
+STORAGE_RESERVE_S = 1.0
+# No attempt starts with less time than this: it could spend a single-use code and lose the answer.
+MIN_ATTEMPT_S = 0.3
+OUT_OF_TIME = "请求超时"
 # WeChat's answers are well under 1 KiB; anything this big is not one of them.
 MAX_BODY_BYTES = 64 * 1024
 
@@ -90,17 +96,21 @@ def request_json(
     params: dict[str, str] | None = None,
     json: dict[str, Any] | None = None,
 ) -> Answer:
-    """Call WeChat with at most 3 attempts within the time budget, retrying -1, 5xx and transport faults.
+    """Call WeChat with at most 3 attempts within the request's deadline, retrying -1, 5xx and transport
+    faults; each attempt waits at most `timeout_s`.
 
     Answers the first JSON body whose errcode is not -1 (the caller maps it); raises WECHAT_UNAVAILABLE
-    when every attempt failed, or at once on an answer that is not WeChat's JSON.
+    when every attempt failed, or at once on an answer that is not WeChat's JSON, or when too little
+    time is left for an attempt (before anything is sent, so no code is spent).
     """
-    deadline = time.monotonic() + TOTAL_BUDGET_S
+    limit = deadline.current()
     reached_wechat = False
-    failure = "unknown"
+    failure = OUT_OF_TIME
     for attempt in range(MAX_ATTEMPTS):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0.05:
+        remaining = time_for_wechat(limit)
+        if remaining < MIN_ATTEMPT_S:
+            if attempt == 0:
+                logger.warning("wechat call to %s not started: the request's deadline is too close", path)
             break
         result = _attempt(http, method, path, params, json, timeout=min(timeout_s, remaining))
         if result.body is not None:
@@ -112,8 +122,20 @@ def request_json(
         reached_wechat = reached_wechat or result.may_have_reached
         logger.warning("wechat attempt %d at %s failed: %s", attempt + 1, path, failure)
         if attempt + 1 < MAX_ATTEMPTS:
-            time.sleep(min(BACKOFF_S[attempt], max(0.0, deadline - time.monotonic())))
+            time.sleep(min(BACKOFF_S[attempt], time_for_wechat(limit)))
     raise wechat_unavailable(failure)
+
+
+def time_for_wechat(limit: deadline.Deadline) -> float:
+    """Seconds WeChat may still take before `limit` (a request's deadline), less the storage reserve."""
+    return max(0.0, limit.remaining() - STORAGE_RESERVE_S)
+
+
+def raise_if_out_of_time() -> None:
+    """WECHAT_UNAVAILABLE now when the request's deadline leaves no time for a WeChat attempt (spares
+    the storage calls that would only prepare one)."""
+    if time_for_wechat(deadline.current()) < MIN_ATTEMPT_S:
+        raise wechat_unavailable(OUT_OF_TIME)
 
 
 def _attempt(
@@ -125,18 +147,18 @@ def _attempt(
     *,
     timeout: float,
 ) -> _Attempt:
-    deadline = time.monotonic() + timeout
+    ends_at = time.monotonic() + timeout
     try:
         with http.stream(method, path, params=params, json=json, timeout=timeout) as response:
             if response.status_code >= 500:
                 return _Attempt(None, f"HTTP {response.status_code}")
-            content = _read_body(response, deadline)
+            content = _read_body(response, ends_at)
     except httpx.ConnectError:
         return _Attempt(None, "connection refused", may_have_reached=False)
     except httpx.TimeoutException:
         return _Attempt(None, "timeout")
     except httpx.TransportError:
-        return _Attempt(None, "timeout" if time.monotonic() >= deadline else "connection error")
+        return _Attempt(None, "timeout" if time.monotonic() >= ends_at else "connection error")
     try:
         body = jsonlib.loads(content)
     except ValueError:
@@ -147,9 +169,9 @@ def _attempt(
     return _Attempt(body, None)
 
 
-def _read_body(response: httpx.Response, deadline: float) -> bytes:
-    """The whole body by `deadline`, or ReadTimeout. httpx's read timeout bounds each read, not the body:
-    a peer trickling a byte at a time would hold us for ever. At the deadline the socket is shut down
+def _read_body(response: httpx.Response, ends_at: float) -> bytes:
+    """The whole body by `ends_at`, or ReadTimeout. httpx's read timeout bounds each read, not the body:
+    a peer trickling a byte at a time would hold us for ever. At `ends_at` the socket is shut down
     under the blocked read (a shut-down socket wakes it at once), and the connection is not reused."""
     stream = response.extensions.get("network_stream")
     sock = stream.get_extra_info("socket") if stream is not None else None
@@ -162,7 +184,7 @@ def _read_body(response: httpx.Response, deadline: float) -> bytes:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
-    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), cut_off)
+    watchdog = threading.Timer(max(0.0, ends_at - time.monotonic()), cut_off)
     watchdog.daemon = True
     if sock is not None:
         watchdog.start()
@@ -171,7 +193,7 @@ def _read_body(response: httpx.Response, deadline: float) -> bytes:
         size = 0
         for chunk in response.iter_bytes():
             size += len(chunk)
-            if size > MAX_BODY_BYTES or time.monotonic() >= deadline:
+            if size > MAX_BODY_BYTES or time.monotonic() >= ends_at:
                 raise httpx.ReadTimeout("answer too slow or too large", request=response.request)
             chunks.append(chunk)
         return b"".join(chunks)

@@ -19,16 +19,19 @@ from typing import Any
 
 import httpx
 
-from shared import clock
+from shared import clock, deadline
 from shared.crypto import derive_key
+from shared.deadline import REQUEST_LIFETIME_S
 from shared.settings import Settings
 from shared.storage.base import Storage
 from shared.wechat import (
-    TOTAL_BUDGET_S,
+    MIN_ATTEMPT_S,
     Answer,
     raise_for_credentials,
     raise_for_rate_limit,
+    raise_if_out_of_time,
     request_json,
+    time_for_wechat,
     wechat_unavailable,
 )
 from shared.wechat_token_store import (
@@ -47,10 +50,10 @@ logger = logging.getLogger(__name__)
 REFRESH_AHEAD_S = 240
 # A token this close to its expiry is not used at all (it could expire in flight).
 EXPIRY_MARGIN_S = 30
-# The lease outlives one whole WeChat exchange (retries included), so it only lapses if its holder died.
-LEASE_S = 2 * TOTAL_BUDGET_S + 2.5  # a refresh may fetch twice (normal, then forced)
-# How long an instance with no usable token waits for another one's refresh before giving up.
-WAIT_S = TOTAL_BUDGET_S
+# The lease outlives the request of its holder (whose refresh, one or two fetches, ends by that
+# request's deadline), so it only lapses if its holder died. An instance with no usable token waits for
+# another one's refresh as long as its own request's deadline leaves time to call WeChat with the token.
+LEASE_S = REQUEST_LIFETIME_S
 POLL_S = (0.05, 0.1, 0.2, 0.3, 0.5)
 # WeChat's answers when the access_token it was given is invalid or expired.
 TOKEN_REJECTED = frozenset({40001, 42001})
@@ -114,6 +117,7 @@ class AccessTokenManager:
     ) -> Answer:
         """`call`, answering the whole Answer: also whether a retry followed an attempt that may have
         reached WeChat (a single-use code may then read "invalid" through no fault of the user)."""
+        raise_if_out_of_time()
         current = self._current()
         answer = self._send(method, path, current, json=json, params=params)
         if answer.errcode in TOKEN_REJECTED:
@@ -141,13 +145,18 @@ class AccessTokenManager:
         cached = self._cached
         if cached is not None and cached.fresh(clock.now()) and cached.version != rejected_version:
             return cached
-        # One thread per process goes to storage (and maybe WeChat); the others wait for its answer.
-        with self._lock:
+        # One thread per process goes to storage (and maybe WeChat); the others wait for its answer,
+        # within their own request's deadline (the one that refreshes may have a later one).
+        if not self._lock.acquire(timeout=time_for_wechat(deadline.current())):
+            raise wechat_unavailable("access_token 刷新超时")
+        try:
             cached = self._cached
             if cached is not None and cached.fresh(clock.now()) and cached.version != rejected_version:
                 return cached
             self._cached = self._shared_token()
             return self._cached
+        finally:
+            self._lock.release()
 
     def _invalidate(self, rejected: _Token) -> None:
         # Only the first instance to report this version marks it; the others find it already refreshed.
@@ -158,7 +167,7 @@ class AccessTokenManager:
                 self._cached = None
 
     def _shared_token(self) -> _Token:
-        deadline = time.monotonic() + WAIT_S
+        limit = deadline.current()
         for attempt in itertools.count():
             now = clock.now()
             stored = read_token(self._store, self._appid, self._key)
@@ -174,9 +183,10 @@ class AccessTokenManager:
             if usable is not None:
                 # Another instance is refreshing ahead of expiry; the current token still works meanwhile.
                 return usable
-            if time.monotonic() >= deadline:
+            pause = POLL_S[min(attempt, len(POLL_S) - 1)]
+            if time_for_wechat(limit) < pause + MIN_ATTEMPT_S:
                 break
-            time.sleep(POLL_S[min(attempt, len(POLL_S) - 1)])
+            time.sleep(pause)
         raise wechat_unavailable("access_token 刷新超时")
 
     def _refresh_under_lease(self, usable_before: _Token | None) -> _Token:

@@ -40,6 +40,10 @@ TEST_ENV = {
     # sets its own) must not get in their way.
     "LOGIN_LIMIT_PER_OPENID": "10000",
     "LOGIN_FAILURE_LIMIT_PER_IP": "100000",
+    # Tests run many requests at once on a shared machine (50 concurrent logins in one dev server):
+    # their requests get a generous deadline, except where the deadline is what is tested
+    # (tests/integration/test_request_deadline.py sets the deployed budget itself).
+    "REQUEST_BUDGET_S": "30",
 }
 os.environ.update(TEST_ENV)
 os.environ.pop("DYNAMODB_ENDPOINT", None)

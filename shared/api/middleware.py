@@ -1,5 +1,6 @@
-"""ASGI middleware: request ids, the access log, refusing to serve when misconfigured, malformed
-requests (shared/api/edge.py), the body-size limit, and the last-resort INTERNAL_ERROR answer."""
+"""ASGI middleware: request ids, the request's deadline, the access log, refusing to serve when
+misconfigured, malformed requests (shared/api/edge.py), the body-size limit, and the last-resort
+INTERNAL_ERROR answer."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.api.access_log import log_access
 from shared.api.edge import scope_problem
 from shared.api.envelope import error_body
+from shared.deadline import Deadline, request_deadline
 from shared.errors import Reason, ServerMisconfigured
 from shared.logs import request_context
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,14 @@ async def _send_envelope(send: Send, reason: Reason, message: str, request_id: s
     ]
     await send({"type": "http.response.start", "status": reason.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _settings(scope: Scope) -> Settings:
+    """The settings; an override of `get_settings` on the app (tests) is honoured, as by the routes."""
+    app = scope.get("app")
+    overrides = getattr(app, "dependency_overrides", None) or {}
+    settings: Settings = overrides.get(get_settings, get_settings)()
+    return settings
 
 
 def _request_id(scope: Scope) -> str:
@@ -67,6 +77,8 @@ class GuardMiddleware:
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         arrived = time.perf_counter()
+        # The one deadline of everything the request calls or waits for, counted from its arrival.
+        deadline_start = time.monotonic()
         status = 500
 
         async def status_send(message: Message) -> None:
@@ -78,12 +90,15 @@ class GuardMiddleware:
         # Every log line of the request carries its id; the access line comes last, whatever happened.
         with request_context(request_id):
             try:
-                await self._guard(scope, receive, status_send, request_id)
+                settings = _settings(scope)
+                with request_deadline(Deadline(deadline_start + settings.request_budget_s)):
+                    await self._guard(scope, receive, status_send, request_id, settings)
             finally:
                 log_access(scope, status, arrived)
 
-    async def _guard(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-        settings = get_settings()
+    async def _guard(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, settings: Settings
+    ) -> None:
         if settings.problems:
             error = ServerMisconfigured(list(settings.problems))
             await _send_envelope(send, error.reason, error.message, request_id)

@@ -316,6 +316,8 @@ def test_not_yet_valid_tokens_are_invalid_beyond_the_leeway(target):
         {"sub": 7},
         {"sub": "٧"},  # an Arabic-Indic seven: isdigit() but not ours
         {"sub": "-7"},
+        {"sub": "07"},  # a leading zero: not how we write an id ("00" would name user 0)
+        {"sub": "0"},
         {"sub": "9" * 25},
         {"sid": ""},
         {"sid": ["sid-7"]},

@@ -78,6 +78,7 @@ def test_process_settings_are_cached_but_a_misconfigured_instance_looks_again(mo
     for name, value in GOOD_PROD.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("JWT_SECRET")
+    monkeypatch.delenv("REQUEST_BUDGET_S")  # the tests' local-only budget (tests/conftest.py)
     module.reset_settings_cache()
     try:
         first = module.get_settings()

@@ -3,9 +3,10 @@ import time
 import httpx
 import pytest
 
+from shared.deadline import Deadline, request_deadline
 from shared.errors import Reason, ServiceError
 from shared.settings import load_settings
-from shared.wechat import MAX_ATTEMPTS, WeChatClient
+from shared.wechat import MAX_ATTEMPTS, MIN_ATTEMPT_S, STORAGE_RESERVE_S, WeChatClient
 
 SETTINGS = load_settings({"STAGE": "local", "WX_APPID": "wx-app", "WX_SECRET": "very-secret-value"})
 OK = {"openid": "o-1", "session_key": "c2Vzc2lvbmtleQ==", "unionid": "u-1"}
@@ -152,3 +153,38 @@ def test_total_time_is_bounded_even_when_every_attempt_times_out():
 def test_client_secret_never_appears_in_errors():
     for answer in ({"errcode": -1}, httpx.Response(502, text="bad")):
         assert "very-secret-value" not in failure(Script(answer)).message
+
+
+def test_each_attempt_waits_at_most_the_time_its_requests_deadline_leaves_wechat():
+    script = Script(OK)
+    with request_deadline(Deadline.after(1.5)):
+        exchange(script)
+    read_timeout = script.requests[0].extensions["timeout"]["read"]
+    # WX_TIMEOUT_S is 3 s, but the request has 1.5 s left, less what the storage writes after it keep.
+    assert 1.5 - STORAGE_RESERVE_S - 0.2 < read_timeout <= 1.5 - STORAGE_RESERVE_S
+
+
+def test_no_attempt_starts_when_the_deadline_leaves_too_little_time_so_no_code_is_spent():
+    script = Script(OK)
+    with request_deadline(Deadline.after(STORAGE_RESERVE_S + MIN_ATTEMPT_S - 0.05)):
+        error = failure(script)
+    assert error.reason is Reason.WECHAT_UNAVAILABLE and script.requests == []
+
+
+def test_retries_and_their_backoff_end_before_the_requests_deadline():
+    slow_settings = load_settings({"STAGE": "local", "WX_TIMEOUT_S": "0.5"})
+    seen: list[httpx.Request] = []
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        time.sleep(float(request.extensions["timeout"]["read"]))
+        raise httpx.ReadTimeout("slow")
+
+    started = time.monotonic()
+    with request_deadline(Deadline.after(2.0)), pytest.raises(ServiceError) as caught:
+        WeChatClient(slow_settings, transport=httpx.MockTransport(hang)).code_to_session("c")
+    elapsed = time.monotonic() - started
+    assert caught.value.reason is Reason.WECHAT_UNAVAILABLE
+    # 0.5 s, 0.1 s backoff, 0.5 s, 0.3 s backoff: 1.4 s of the 1.5 s WeChat may take; no third attempt.
+    assert len(seen) == 2
+    assert elapsed <= 2.0 - STORAGE_RESERVE_S + 0.2
