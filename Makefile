@@ -61,16 +61,34 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
+# pytest-xdist: one worker per CPU (PYTEST_WORKERS=0 for one process).
+PYTEST_WORKERS ?= auto
 pytest: venv mariadb
-	$(PY) -m pytest --ignore=tests/package
+	$(PY) -m pytest --ignore=tests/package -n $(PYTEST_WORKERS)
 
 ## Build the deployments, no cloud account needed: AWS into .serverless/ (osls package, Lambda
-## wheels), Tencent SCF into infra/tencent/.build/ (Python 3.10 wheels).
+## wheels in one layer), Tencent SCF into infra/tencent/.build/ (Python 3.10 wheels). Each is rebuilt
+## only when what goes into it changed (a digest of its inputs, infra/package_inputs.py).
+AWS_INPUTS := .serverless/inputs.sha256
+SCF_INPUTS := infra/tencent/.build-inputs.sha256
 package: venv node
-	SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off node_modules/.bin/osls package --stage dev
-	$(PY) infra/tencent/build.py build
+	@inputs=$$($(PY) infra/package_inputs.py aws) && \
+	if [ "$$inputs" = "$$(cat $(AWS_INPUTS) 2>/dev/null)" ]; then \
+		echo ".serverless/ is up to date"; \
+	else \
+		SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off node_modules/.bin/osls package --stage dev && \
+		echo "$$inputs" > $(AWS_INPUTS); \
+	fi
+	@inputs=$$($(PY) infra/package_inputs.py scf) && \
+	if [ "$$inputs" = "$$(cat $(SCF_INPUTS) 2>/dev/null)" ]; then \
+		echo "infra/tencent/.build/ is up to date"; \
+	else \
+		rm -f $(SCF_INPUTS) && $(PY) infra/tencent/build.py build && echo "$$inputs" > $(SCF_INPUTS); \
+	fi
 
 ## Check the real package: cfn-lint, artifact contents, smoke test of each artifact in a clean Python.
+# One process: the smoke tests start their functions in parallel already, and xdist's workers cost
+# more CPU (each its own moto server) than they save.
 test-package: package
 	WX_LOGIN_REQUIRE_PACKAGE=1 $(PY) -m pytest tests/package
 
@@ -78,7 +96,7 @@ node-test:
 	@if [ -d miniprogram/tests ]; then node --test miniprogram/tests/*.test.js; fi
 
 clean:
-	rm -rf $(VENV) node_modules .serverless .requirements-cache infra/tencent/.build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .serverless .requirements-cache infra/tencent/.build $(SCF_INPUTS) .pytest_cache .mypy_cache .ruff_cache
 
 ## Load test on 127.0.0.1 (bounded, about 30 s): requests/s, latency, errors, then nothing lost or duplicated.
 .PHONY: stress

@@ -3,10 +3,11 @@
     .venv/bin/python -m bench.artifact               # .serverless/refresh.zip, 7 runs of each kind
     .venv/bin/python -m bench.artifact --runs 15 --python /path/to/python3.11
 
-Unpacks the zip (after `make package`) twice: as is, and with every `__pycache__` removed (what a
-package without bytecode is on Lambda, where the read-only task directory keeps nothing between cold
-starts). Each sample is a fresh `python3.X -I -S -B` (the runtime's version, nothing but the
-artifact and the standard library on sys.path, no bytecode written) that imports the handler module
+Unpacks the zip and the requirements layer (after `make package`) twice: as is, and with every
+`__pycache__` removed (what a package without bytecode is on Lambda, where the read-only task
+directory and /opt keep nothing between cold starts). Each sample is a fresh `python3.X -I -S -B`
+(the runtime's version, nothing but the artifact, the layer's python/ and the standard library on
+sys.path, no bytecode written) that imports the handler module
 and answers one refresh event; DynamoDB is a stub on 127.0.0.1 answering `{}` to every call (a real
 HTTP round trip, no data: the refresh is refused). The two kinds alternate; medians of CPU time of
 the whole process (user + system) and of wall time from spawn to exit.
@@ -35,7 +36,7 @@ from bench.scenarios import BENCH_ENV, ROOT, event
 HANDLER = "functions.refresh.handler"
 CHILD = """
 import json, sys
-sys.path.insert(0, sys.argv[1])
+sys.path[0:0] = [sys.argv[1] + "/task", sys.argv[1] + "/opt/python"]
 module, attribute = sys.argv[2].rsplit(".", 1)
 handler = getattr(__import__(module, fromlist=[attribute]), attribute)
 
@@ -84,7 +85,7 @@ def sample(
         [python, "-I", "-S", "-B", "-c", CHILD, str(root), handler, payload],
         capture_output=True,
         env=env,
-        cwd=root,
+        cwd=root / "task",
         timeout=120,
         check=False,
     )
@@ -101,6 +102,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--zip", type=Path, default=ROOT / ".serverless" / "refresh.zip", help="refresh's")
+    parser.add_argument(
+        "--layer", type=Path, default=ROOT / ".serverless" / "pythonRequirements.zip", help="its dependencies"
+    )
     parser.add_argument("--python", default="python3.11", help="the runtime's interpreter")
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
@@ -111,8 +115,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="artifact-cold-") as scratch:
         shipped, source_only, home = Path(scratch, "shipped"), Path(scratch, "source"), Path(scratch, "home")
         home.mkdir()
-        with zipfile.ZipFile(args.zip) as archive:
-            archive.extractall(shipped)
+        for zip_path, directory in ((args.zip, "task"), (args.layer, "opt")):
+            with zipfile.ZipFile(zip_path) as archive:
+                archive.extractall(shipped / directory)
         shutil.copytree(shipped, source_only, ignore=shutil.ignore_patterns("__pycache__"))
         modules = sum(1 for _ in shipped.rglob("*.pyc"))
         env = {

@@ -126,15 +126,18 @@ def _tree_size(path: Path) -> int:
 
 
 def artifact_size(function: str, site: Path) -> tuple[int, str]:
-    """Unpacked bytes of the function's artifact, and where the figure comes from."""
+    """Unpacked bytes of the function's artifact and its layer, and where the figure comes from."""
     short = function.rsplit(".", 1)[1]
     first, *rest = short.split("_")
     key = first + "".join(word.capitalize() for word in rest)  # serverless.yml's name: sessionCheck
-    packaged = ROOT / ".serverless" / f"{key}.zip"
-    if packaged.exists():
+    packaged = [ROOT / ".serverless" / f"{key}.zip", ROOT / ".serverless" / "pythonRequirements.zip"]
+    if all(path.exists() for path in packaged):
         try:
-            with zipfile.ZipFile(packaged) as archive:
-                return sum(info.file_size for info in archive.infolist()), f"`.serverless/{key}.zip`"
+            total = 0
+            for path in packaged:
+                with zipfile.ZipFile(path) as archive:
+                    total += sum(info.file_size for info in archive.infolist())
+            return total, f"`.serverless/{key}.zip` + layer"
         except (OSError, zipfile.BadZipFile):
             pass  # being rebuilt by a `make package` right now: estimate instead
     own = _tree_size(ROOT / "shared") + (ROOT / "functions" / f"{short}.py").stat().st_size

@@ -52,7 +52,8 @@ def test_a_failed_code_is_not_remembered_and_answers_at_once(client, simulator, 
     for _ in range(2):
         started = time.monotonic()
         body = client.post(LOGIN, json={"code": "fail.40163"}).json()
-        assert body["reason"] == "WECHAT_CODE_INVALID" and time.monotonic() - started < 1
+        # A claim left behind would hold the retry for CLAIM_S (12 s); a busy machine takes a second or two.
+        assert body["reason"] == "WECHAT_CODE_INVALID" and time.monotonic() - started < CLAIM_S / 3
     assert simulator.calls[EXCHANGE] == 2
     # Neither remembered nor left claimed: the next request owns the code at once.
     now = int(time.time())

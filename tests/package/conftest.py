@@ -59,7 +59,7 @@ def package() -> Package:
 
 @pytest.fixture(scope="session")
 def unpacked(package: Package, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Each function's artifact unpacked into an empty directory of its own."""
+    """Each function's artifact unpacked into an empty directory of its own (Lambda's /var/task)."""
     directories = {}
     for name, function in package.functions.items():
         target = tmp_path_factory.mktemp(f"artifact-{name}")
@@ -67,6 +67,16 @@ def unpacked(package: Package, tmp_path_factory: pytest.TempPathFactory) -> dict
             archive.extractall(target)
         directories[name] = target
     return directories
+
+
+@pytest.fixture(scope="session")
+def unpacked_layer(package: Package, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The requirements layer unpacked into an empty directory, shared by every function: what Lambda
+    mounts at /opt (the workers run with -B and write no bytecode there, as on Lambda's read-only /opt)."""
+    target = tmp_path_factory.mktemp("opt")
+    with zipfile.ZipFile(package.requirements_layer.zip_path) as archive:
+        archive.extractall(target)
+    return target
 
 
 @pytest.fixture(scope="session")
@@ -277,13 +287,23 @@ def fake_wechat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeWeChat
 
 
 class Worker:
-    """One function's artifact answering events in a clean interpreter (tests/package/worker.py)."""
+    """One function's artifact answering events in a clean interpreter (tests/package/worker.py), with
+    its layers' directory (`opt`, Lambda's /opt) if it has any."""
 
-    def __init__(self, python: str, artifact: Path, handler: str, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        python: str,
+        artifact: Path,
+        handler: str,
+        env: dict[str, str],
+        log: Path,
+        opt: Path | None = None,
+    ) -> None:
         self.log_path = log
         self._log: IO[bytes] = log.open("wb")
+        layers = ["--opt", str(opt)] if opt is not None else []
         self.process = subprocess.Popen(
-            [python, "-I", "-S", "-B", str(WORKER), str(artifact), handler],
+            [python, "-I", "-S", "-B", str(WORKER), str(artifact), handler, *layers],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

@@ -7,6 +7,7 @@ exactly what `sls deploy` would upload.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -21,15 +22,9 @@ PACKAGE_DIR = ROOT / ".serverless"
 TEMPLATE = PACKAGE_DIR / "cloudformation-template-update-stack.json"
 STATE = PACKAGE_DIR / "serverless-state.json"
 
-# Inputs of `make package`: a package older than any of them is stale.
-PACKAGE_INPUTS = [
-    ROOT / "serverless.yml",
-    ROOT / "requirements.txt",
-    ROOT / "package-lock.json",
-    *sorted((ROOT / "infra").glob("*.yml")),
-    ROOT / "infra" / "bytecode.js",
-    ROOT / "infra" / "bytecode.py",
-]
+# The digest of the inputs `make package` built .serverless/ from (infra/package_inputs.py).
+INPUTS_DIGEST = PACKAGE_DIR / "inputs.sha256"
+REQUIREMENTS_LAYER = "PythonRequirementsLambdaLayer"
 # Set by `make test-package`: a missing or stale package is then a failure, not a skip.
 REQUIRE_ENV = "WX_LOGIN_REQUIRE_PACKAGE"
 
@@ -46,6 +41,7 @@ class Function:
     environment: dict[str, Any]  # values are strings, or references (AVATAR_BUCKET: {"Ref": ...})
     role_id: str  # logical id of its IAM role
     zip_path: Path
+    layers: list[str]  # logical ids of its layers: [PythonRequirementsLambdaLayer]
     routes: list[str] = field(default_factory=list)  # "POST /api/v1/auth/wx-login"
 
     @property
@@ -59,6 +55,20 @@ class Function:
     @property
     def handler_file(self) -> str:
         return self.handler.rsplit(".", 1)[0] + ".py"
+
+    def names(self) -> list[str]:
+        with zipfile.ZipFile(self.zip_path) as archive:
+            return archive.namelist()
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One Lambda layer of the template: a zip that Lambda unpacks into /opt."""
+
+    logical_id: str  # PythonRequirementsLambdaLayer
+    runtimes: list[str]
+    architectures: list[str]
+    zip_path: Path
 
     def names(self) -> list[str]:
         with zipfile.ZipFile(self.zip_path) as archive:
@@ -100,6 +110,7 @@ class Package:
                 environment=dict(props.get("Environment", {}).get("Variables", {})),
                 role_id=role["Fn::GetAtt"][0] if isinstance(role, dict) and "Fn::GetAtt" in role else "",
                 zip_path=PACKAGE_DIR / Path(props["Code"]["S3Key"]).name,
+                layers=[layer["Ref"] for layer in props.get("Layers", [])],
             )
         integrations = {
             logical_id: resource["Properties"]["IntegrationUri"]["Fn::GetAtt"][0]
@@ -110,28 +121,50 @@ class Package:
             by_logical_id[integrations[target]].routes.append(route["Properties"]["RouteKey"])
         return {function.name: function for function in by_logical_id.values()}
 
+    @cached_property
+    def layers(self) -> dict[str, Layer]:
+        return {
+            logical_id: Layer(
+                logical_id=logical_id,
+                runtimes=resource["Properties"].get("CompatibleRuntimes", []),
+                architectures=resource["Properties"].get("CompatibleArchitectures", []),
+                zip_path=PACKAGE_DIR / Path(resource["Properties"]["Content"]["S3Key"]).name,
+            )
+            for logical_id, resource in self.of_type("AWS::Lambda::LayerVersion").items()
+        }
+
+    @property
+    def requirements_layer(self) -> Layer:
+        """The layer of the runtime dependencies (serverless-python-requirements, `layer:`)."""
+        return self.layers[REQUIREMENTS_LAYER]
+
     def table_name(self, logical_id: str) -> str:
         return str(self.resources[logical_id]["Properties"]["TableName"])
+
+
+def inputs_digest() -> str:
+    """The digest of the inputs of `osls package` in the working tree, as `make package` computes it."""
+    spec = importlib.util.spec_from_file_location("package_inputs", ROOT / "infra" / "package_inputs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    digest: str = module.current("aws")
+    return digest
 
 
 def stale_reason() -> str | None:
     """Why .serverless/ does not hold a package of the current working tree, or None if it does."""
     if not TEMPLATE.exists() or not STATE.exists():
         return "no package in .serverless/ (run `make package`)"
-    built = TEMPLATE.stat().st_mtime
-    for path in PACKAGE_INPUTS:
-        if path.exists() and path.stat().st_mtime > built:
-            return f"{path.relative_to(ROOT)} changed after the package was built (run `make package`)"
+    if not INPUTS_DIGEST.exists():
+        return ".serverless/ was not built by `make package` (no inputs.sha256): run `make package`"
+    if INPUTS_DIGEST.read_text().strip() != inputs_digest():
+        return "the package was built from other sources than the working tree's (run `make package`)"
     package = Package()
-    for function in package.functions.values():
-        if not function.zip_path.exists():
-            return f"{function.zip_path.name} is missing (run `make package`)"
-        with zipfile.ZipFile(function.zip_path) as archive:
-            packaged = set(archive.namelist())
-            for source in [ROOT / function.handler_file, *sorted((ROOT / "shared").rglob("*.py"))]:
-                name = source.relative_to(ROOT).as_posix()
-                if name not in packaged or archive.read(name) != source.read_bytes():
-                    return f"{name} differs from {function.zip_path.name} (run `make package`)"
+    functions, layers = package.functions.values(), package.layers.values()
+    for zip_path in [*(f.zip_path for f in functions), *(layer.zip_path for layer in layers)]:
+        if not zip_path.exists():
+            return f"{zip_path.name} is missing (run `make package`)"
     return None
 
 

@@ -2,11 +2,13 @@
 
 Design (why this proves what `sls deploy` would upload works):
 
-* Each function's zip from .serverless/ is unpacked into an empty directory and run by a plain
+* Each function's zip from .serverless/ is unpacked into an empty directory, the requirements layer
+  into another (Lambda's /opt, shared by every function), and each function is run by a plain
   interpreter of the runtime's version with `-I -S` (tests/package/worker.py): sys.path is the
-  artifact plus the standard library, nothing from this venv. A dependency missing from the zip, or
-  a wheel built for another Python or architecture, fails the import here as it would on Lambda.
-  The worker also reports any module that came from elsewhere (there must be none).
+  artifact, the layer's directories that Lambda puts there, and the standard library, nothing from
+  this venv. A dependency missing from the layer, or a wheel built for another Python or
+  architecture, fails the import here as it would on Lambda. The worker also reports any module that
+  came from elsewhere (there must be none).
 * AWS is moto's *server* in a separate process (the venv's moto never enters the artifact's
   interpreter). The artifact reaches it over HTTP through `AWS_ENDPOINT_URL`, the SDK's own
   endpoint override, so the functions run with the template's environment unchanged: table names,
@@ -123,6 +125,7 @@ def lambda_env(
 def deployment(
     package: Package,
     unpacked: dict[str, Path],
+    unpacked_layer: Path,
     runtime_python: str,
     aws_backend: MotoServer,
     fake_wechat: FakeWeChat,
@@ -135,7 +138,7 @@ def deployment(
         for name, function in package.functions.items():
             env = lambda_env(package, name, unpacked[name], moto, fake_wechat)
             log = logs / f"{name}.log"
-            workers[name] = Worker(runtime_python, unpacked[name], function.handler, env, log)
+            workers[name] = Worker(runtime_python, unpacked[name], function.handler, env, log, unpacked_layer)
         for worker in workers.values():  # the cold starts run in parallel; wait for all of them
             worker.wait_ready()
         yield Deployment(package, moto, workers)
@@ -144,17 +147,22 @@ def deployment(
 
 
 def test_every_artifact_imports_in_a_clean_interpreter(
-    deployment: Deployment, unpacked: dict[str, Path]
+    deployment: Deployment, unpacked: dict[str, Path], unpacked_layer: Path
 ) -> None:
     runtime = {f.runtime for f in deployment.package.functions.values()}.pop()
+    layer_path = [
+        str(unpacked_layer / "python" / "lib" / runtime / "site-packages"),
+        str(unpacked_layer / "python"),
+    ]
     for name, worker in deployment.workers.items():
         ready = worker.ready
         assert f"python{ready['python'][0]}.{ready['python'][1]}" == runtime
         assert ready["flags"] == {"isolated": 1, "no_site": 1}
-        assert ready["sys_path"][0] == str(unpacked[name])
-        assert not any("site-packages" in p or ".venv" in p for p in ready["sys_path"]), ready["sys_path"]
-        # Lambda's task directory is read-only: a module without usable bytecode is compiled at every
-        # cold start. The shipped bytecode must be what the runtime actually loads.
+        assert ready["sys_path"][:3] == [str(unpacked[name]), *layer_path], ready["sys_path"]
+        stdlib = ready["sys_path"][3:]
+        assert not any("site-packages" in p or ".venv" in p for p in stdlib), ready["sys_path"]
+        # Lambda's task directory and /opt are read-only: a module without usable bytecode is compiled at
+        # every cold start. The shipped bytecode must be what the runtime actually loads.
         assert ready["compiled"] == [], f"{name} compiled from source: {ready['compiled']}"
         # Reported, not asserted: the smoke test shares the CPU with everything else running here.
         print(f"{name}: cold import {ready['init_s']:.2f} s")
@@ -230,6 +238,7 @@ def test_jwks_answers_the_key_set(deployment: Deployment) -> None:
 def test_jwks_of_an_es256_deployment_publishes_its_public_key(
     deployment: Deployment,
     unpacked: dict[str, Path],
+    unpacked_layer: Path,
     runtime_python: str,
     fake_wechat: FakeWeChat,
     tmp_path: Path,
@@ -244,7 +253,8 @@ def test_jwks_of_an_es256_deployment_publishes_its_public_key(
     moto.client("ssm").put_parameter(Name=parameter, Value=pem, Type="SecureString", Overwrite=True)
     env |= {"JWT_ALGORITHM": "ES256", "JWT_PRIVATE_KEY_SSM": parameter}
     function = package.functions["jwks"]
-    worker = Worker(runtime_python, unpacked["jwks"], function.handler, env, tmp_path / "jwks-es256.log")
+    log = tmp_path / "jwks-es256.log"
+    worker = Worker(runtime_python, unpacked["jwks"], function.handler, env, log, unpacked_layer)
     try:
         worker.wait_ready()
         response = worker.invoke(apigw_v2("GET", "/.well-known/jwks.json"))
@@ -367,6 +377,7 @@ def test_no_module_was_compiled_from_source(deployment: Deployment) -> None:
 def scf(
     deployment: Deployment,
     unpacked: dict[str, Path],
+    unpacked_layer: Path,
     runtime_python: str,
     fake_wechat: FakeWeChat,
     tmp_path_factory: pytest.TempPathFactory,
@@ -380,7 +391,7 @@ def scf(
             function = package.functions[name]
             env = scf_env(package, moto, fake_wechat, moto.users["scf"])
             log = logs / f"{name}.log"
-            workers[name] = Worker(runtime_python, unpacked[name], function.handler, env, log)
+            workers[name] = Worker(runtime_python, unpacked[name], function.handler, env, log, unpacked_layer)
         for worker in workers.values():
             worker.wait_ready()
         yield workers

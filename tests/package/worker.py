@@ -1,17 +1,21 @@
 """Runs one unpacked Lambda artifact in a clean interpreter, like the Lambda runtime does.
 
-Started as `python3.X -I -S worker.py <artifact dir> <handler>` by tests/package/test_smoke.py:
-`-I` ignores every PYTHON* variable and the user's site-packages and does not put this file's
-directory on sys.path, `-S` skips site-packages altogether. So sys.path is the artifact directory
-plus the standard library, nothing else: an import that the artifact cannot satisfy fails here as
-it would on Lambda. Standard library only in this file, for that reason.
+Started as `python3.X -I -S worker.py <artifact dir> <handler> [--opt <layers dir>]` by
+tests/package/test_smoke.py: `-I` ignores every PYTHON* variable and the user's site-packages and
+does not put this file's directory on sys.path, `-S` skips site-packages altogether. So sys.path is
+the artifact directory, then (with --opt, the function's layers unpacked as Lambda mounts them at
+/opt) the two directories of /opt that Lambda's Python runtime puts there,
+`/opt/python/lib/python3.X/site-packages` and `/opt/python`, plus the standard library, nothing else:
+an import that the artifact and its layers cannot satisfy fails here as it would on Lambda. Standard
+library only in this file, for that reason.
 
 Protocol: one JSON line per event on stdin; one line per answer on stdout, prefixed with MARK
 (the app may print to stdout too). The first answer reports the cold start; the event
 `{"inspect": true}` answers where every loaded module came from.
 
-Both also name the artifact's modules that the import system compiled from source (`compiled`):
-none when the artifact ships bytecode for this interpreter that it accepts (infra/bytecode.py).
+Both also name the modules of the artifact and its layers that the import system compiled from
+source (`compiled`): none when they ship bytecode for this interpreter that it accepts
+(infra/bytecode.py).
 An audit hook sees every `compile()`; the import system's are those called by `source_to_code`.
 """
 
@@ -29,12 +33,12 @@ MARK = "@@worker@@ "
 COMPILED: list[str] = []
 
 
-def watch_compiles(artifact: str) -> None:
-    """Record in COMPILED each module under `artifact` that an import compiles from its source."""
-    root = os.path.join(artifact, "")
+def watch_compiles(*directories: str) -> None:
+    """Record in COMPILED each module under `directories` that an import compiles from its source."""
+    roots = tuple(os.path.join(directory, "") for directory in directories)
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
-        if event != "compile" or not str(args[1]).startswith(root):
+        if event != "compile" or not str(args[1]).startswith(roots):
             return
         # compile() <- _call_with_frames_removed <- SourceLoader.source_to_code (3.10 to 3.13)
         frame: FrameType | None = sys._getframe(1)
@@ -42,7 +46,7 @@ def watch_compiles(artifact: str) -> None:
             if frame is None:
                 return
             if frame.f_code.co_name == "source_to_code" and "importlib" in frame.f_code.co_filename:
-                COMPILED.append(os.path.relpath(str(args[1]), artifact))
+                COMPILED.append(str(args[1]))
                 return
             frame = frame.f_back
 
@@ -54,9 +58,9 @@ def reply(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def foreign_modules(artifact: str) -> list[str]:
-    """Modules loaded from neither the artifact nor the standard library."""
-    roots = tuple(os.path.join(p, "") for p in sys.path if p)  # the artifact and the stdlib
+def foreign_modules() -> list[str]:
+    """Modules loaded from neither the artifact, its layers nor the standard library."""
+    roots = tuple(os.path.join(p, "") for p in sys.path if p)  # the artifact, the layers, the stdlib
     foreign = []
     main = sys.modules["__main__"]
     for name, module in list(sys.modules.items()):
@@ -85,9 +89,15 @@ def context(function_name: str) -> Any:
 
 
 def main() -> int:
-    artifact, handler_name = sys.argv[1], sys.argv[2]
-    sys.path.insert(0, artifact)
-    watch_compiles(artifact)
+    artifact, handler_name, options = sys.argv[1], sys.argv[2], sys.argv[3:]
+    layers: list[str] = []
+    if options:
+        assert options[0] == "--opt" and len(options) == 2, options
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        layers = [os.path.join(options[1], "python", "lib", version, "site-packages")]
+        layers.append(os.path.join(options[1], "python"))
+    sys.path[0:0] = [artifact, *layers]
+    watch_compiles(artifact, *([options[1]] if options else []))
     module_name, attribute = handler_name.rsplit(".", 1)
     started = time.perf_counter()
     try:
@@ -108,7 +118,7 @@ def main() -> int:
     for line in sys.stdin:
         event = json.loads(line)
         if event.get("inspect"):
-            reply({"foreign_modules": foreign_modules(artifact), "compiled": list(COMPILED)})
+            reply({"foreign_modules": foreign_modules(), "compiled": list(COMPILED)})
             continue
         started = time.perf_counter()
         try:
