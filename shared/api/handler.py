@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,6 +29,12 @@ class EdgeMangum(Mangum):
         super().__init__(app, lifespan="off", custom_handlers=[TencentAPIGateway])
 
     def __call__(self, event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
+        # Mangum sets a loop up once, when built; whatever ran since (an asyncio.run() in the same
+        # thread) may have left none current, and Mangum's HTTPCycle asks for the current one.
+        try:
+            asyncio.get_event_loop()
+        except RuntimeError:
+            asyncio.set_event_loop(asyncio.new_event_loop())
         problem = event_problem(event)
         if problem is None:
             handler = self.infer(event, context)

@@ -74,3 +74,17 @@ def test_functions_do_not_import_the_wechat_client_unless_they_log_in():
             [sys.executable, "-c", code.format(name=name)], capture_output=True, text=True, check=True
         )
         assert out.stdout.split() == expected.split(), (name, out.stdout, out.stderr)
+
+
+def test_a_handler_still_answers_after_the_thread_lost_its_event_loop(functions):
+    """Mangum sets a loop up once, when the handler is built; an asyncio.run() in the same thread since
+    leaves none current, and the next invocation must not crash on that."""
+    import asyncio
+
+    async def nothing() -> None:
+        return None
+
+    asyncio.run(nothing())  # ends with set_event_loop(None)
+    event = apigw_v2("GET", "/api/v1/user/profile")
+    status, body = answer(functions["profile"].handler(event, lambda_context()))
+    assert status == 401 and body["reason"] == "TOKEN_MISSING"
